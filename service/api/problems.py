@@ -1,0 +1,104 @@
+"""RFC 9457 problem details: the one table mapping migctl errors to HTTP, and the builder."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import g, request
+from werkzeug.exceptions import HTTPException
+
+from service.errors import (
+    AmbiguousRevisionError,
+    DatabaseNotFoundError,
+    DatabaseUnavailableError,
+    MigctlError,
+    MultipleHeadsError,
+    ProjectUnavailableError,
+    RelativeStepError,
+    RevisionNotFoundError,
+    RevisionSpecError,
+    UnknownDatabaseRevisionError,
+)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:migctl:problem:"
+RETRY_AFTER_SECONDS = "5"
+
+# Every domain error the API can answer with: status and title. Codes come from the classes.
+PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
+    DatabaseNotFoundError: (404, "Database not found"),
+    RevisionNotFoundError: (404, "Revision not found"),
+    AmbiguousRevisionError: (422, "Ambiguous revision"),
+    RelativeStepError: (422, "Relative step cannot be walked"),
+    RevisionSpecError: (422, "Revision cannot be resolved"),
+    MultipleHeadsError: (409, "Multiple heads"),
+    UnknownDatabaseRevisionError: (409, "Database at an unknown revision"),
+    ProjectUnavailableError: (503, "Alembic project unavailable"),
+    DatabaseUnavailableError: (503, "Database unavailable"),
+}
+
+# Codes for errors raised by Flask, werkzeug and webargs rather than by migctl.
+HTTP_CODES = {
+    400: "bad-request",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation-failed",
+    428: "precondition-required",
+    412: "precondition-failed",
+    500: "internal-error",
+}
+
+logger = logging.getLogger(__name__)
+
+
+def problem(
+    status: int, code: str, title: str, detail: str | None = None, **members: Any
+) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """The (body, status, headers) of a problem response; every error goes through here."""
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + code,
+        "title": title,
+        "status": status,
+        "code": code,
+        "instance": request.path,
+        "request_id": g.get("request_id", ""),
+    }
+    if detail:
+        body["detail"] = detail
+    body.update({key: value for key, value in members.items() if value is not None})
+    headers = {"Content-Type": PROBLEM_MEDIA_TYPE}
+    if status == 503:
+        headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return body, status, headers
+
+
+def domain_problem(error: MigctlError) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Flask error handler for MigctlError: looks the class (or a parent) up in PROBLEMS."""
+    for cls in type(error).__mro__:
+        if cls in PROBLEMS:
+            status, title = PROBLEMS[cls]
+            return problem(status, error.code, title, error.detail, **error.context)
+    logger.error("unmapped migctl error", exc_info=error, extra={"action": "unmapped_error"})
+    return problem(500, "internal-error", "Internal Server Error")
+
+
+def http_problem(error: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """A werkzeug/webargs HTTPException as a problem, keeping webargs' per-field messages."""
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    errors = data.get("errors") or data.get("messages")
+    detail = data.get("message") or (None if status >= 500 else error.description)
+    if errors is not None and not detail:
+        detail = "The request is not valid; see errors for each field."
+    body, status, headers = problem(
+        status, HTTP_CODES.get(status, f"http-{status}"), error.name, detail, errors=errors
+    )
+    headers.update(
+        (key, value) for key, value in error.get_headers() if key.lower() != "content-type"
+    )  # Allow on 405, WWW-Authenticate on 401
+    headers.update(data.get("headers") or {})
+    return body, status, headers

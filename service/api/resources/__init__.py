@@ -1,0 +1,1 @@
+"""One module per resource: its marshmallow schemas and flask-smorest views."""

@@ -1,0 +1,49 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask.views import MethodView
+
+from service.api.context import registry
+from service.api.smorest import Blueprint
+from service.services import health as service
+
+blp = Blueprint("Health", __name__, url_prefix="/health", description="Probes for orchestrators.")
+
+
+class CheckSchema(ma.Schema):
+    name = ma.fields.String()
+    ok = ma.fields.Boolean()
+    code = ma.fields.String(allow_none=True)
+    detail = ma.fields.String(allow_none=True)
+
+
+class ReadinessSchema(ma.Schema):
+    status = ma.fields.String(metadata={"description": "ready, degraded or unavailable"})
+    checks = ma.fields.List(ma.fields.Nested(CheckSchema))
+
+
+class LivenessSchema(ma.Schema):
+    status = ma.fields.String()
+
+
+@blp.route("/live")
+class Live(MethodView):
+    @blp.response(200, LivenessSchema)
+    def get(self):
+        """The process is alive"""
+        return {"status": "alive"}
+
+
+@blp.route("/ready")
+class Ready(MethodView):
+    @blp.response(200, ReadinessSchema)
+    @blp.alt_response(503, schema=ReadinessSchema, description="No project can be served")
+    def get(self):
+        """The service can answer: every Alembic project loads
+
+        `degraded` (still 200) when some projects are broken: the others are served.
+        """
+        readiness = service.readiness(registry())
+        return readiness, 200 if readiness.status != "unavailable" else 503

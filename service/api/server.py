@@ -1,0 +1,50 @@
+"""gunicorn running create_app(), configured from Settings (no gunicorn.conf.py needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from service.api.app import create_app
+from service.settings import Settings
+
+
+class _Server(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        # Called in each worker after fork: every worker builds its own engines and caches.
+        return create_app(self.settings)
+
+
+def gunicorn_options(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """Threads serve slow reads while Alembic work is serialised per process anyway."""
+    options: dict[str, Any] = {
+        "bind": settings.bind,
+        "workers": settings.workers,
+        "threads": settings.threads,
+        "worker_class": "gthread",
+        "timeout": 60,
+        "graceful_timeout": 30,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": settings.log_level.lower(),
+        "control_socket_disable": True,  # read-only containers; nothing here uses gunicornc
+        "proc_name": "migctl",
+    }
+    options.update(overrides)
+    return options
+
+
+def serve(settings: Settings, **overrides: Any) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _Server(settings, gunicorn_options(settings, **overrides)).run()

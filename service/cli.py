@@ -1,0 +1,104 @@
+"""`migctl`: serve, check-config and openapi write."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
+
+from service.errors import ConfigError, MigctlError
+from service.settings import Settings
+
+DEFAULT_SPEC_PATH = Path("openapi/openapi.json")
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result: int = args.run(args)
+    except ConfigError as exc:
+        print(f"migctl: configuration error: {exc.detail}", file=sys.stderr)
+        return EXIT_CONFIG
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="migctl", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the HTTP API under gunicorn")
+    serve.add_argument("--bind", help="HOST:PORT (default MIGCTL_BIND or 127.0.0.1:8000)")
+    serve.add_argument("--workers", type=int, help="processes (default MIGCTL_WORKERS)")
+    serve.add_argument("--threads", type=int, help="threads per process (default MIGCTL_THREADS)")
+    serve.set_defaults(run=_serve)
+    check = commands.add_parser("check-config", help="validate the configuration and projects")
+    check.add_argument("--connect", action="store_true", help="also read each database's state")
+    check.set_defaults(run=_check_config)
+    openapi = commands.add_parser("openapi", help="the OpenAPI description")
+    openapi_commands = openapi.add_subparsers(required=True, metavar="ACTION")
+    write = openapi_commands.add_parser("write", help="write the spec as JSON")
+    write.add_argument("path", nargs="?", type=Path, default=DEFAULT_SPEC_PATH)
+    write.set_defaults(run=_openapi_write)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from service.api.server import serve
+
+    settings = Settings.from_env()
+    _configure_logging(settings.log_level)
+    overrides = {"bind": args.bind, "workers": args.workers, "threads": args.threads}
+    serve(settings, **{key: value for key, value in overrides.items() if value is not None})
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from service.services import databases
+    from service.services.registry import Registry
+
+    settings = Settings.from_env()
+    registry = Registry(settings)
+    print(f"databases from {settings.source}:")
+    failures = 0
+    for managed in registry.all():
+        database = managed.database
+        try:
+            managed.graph()
+            state = databases.database_status(registry, database.name).state if args.connect else ""
+            verdict = f"ok {state}".rstrip()
+        except MigctlError as exc:
+            failures += 1
+            verdict = f"FAILED {exc.code}: {exc.detail}"
+        print(f"  {database.name}: {database.masked_url} ({database.alembic_config}) {verdict}")
+    registry.close()
+    return 1 if failures else 0
+
+
+def _openapi_write(args: argparse.Namespace) -> int:
+    args.path.parent.mkdir(parents=True, exist_ok=True)
+    args.path.write_text(render_openapi(), encoding="utf-8")
+    print(f"wrote {args.path}")
+    return 0
+
+
+def render_openapi() -> str:
+    """The spec the app serves, as stable JSON (it does not depend on the configuration)."""
+    from service.api.app import create_app
+
+    response = create_app(Settings(databases=())).test_client().get("/openapi.json")
+    spec = cast(dict[str, Any], response.get_json())
+    return json.dumps(spec, indent=2, sort_keys=True) + "\n"
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

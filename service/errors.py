@@ -1,0 +1,104 @@
+"""Every error migctl raises on purpose, each with a stable `code` slug and no HTTP in it.
+
+MigctlError
+├── ConfigError                      configuration that cannot start the service
+├── DatabaseNotFoundError            no managed database of that name
+├── RevisionNotFoundError            no revision matches an id or branch label
+├── RevisionSpecError                a revision spec that cannot be resolved here
+│   ├── AmbiguousRevisionError       a partial id that matches several revisions
+│   └── RelativeStepError            a relative step (+2, head-1) that cannot be walked
+├── MultipleHeadsError               one revision needed, several heads found
+├── UnknownDatabaseRevisionError     the database records a revision the scripts lack
+├── ProjectUnavailableError          the Alembic project cannot be loaded (broken file)
+└── DatabaseUnavailableError         the managed database cannot be reached or read
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+
+class MigctlError(Exception):
+    """Base of every migctl error; `code` is the slug clients branch on."""
+
+    code: ClassVar[str] = "error"
+
+    def __init__(self, detail: str, **context: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.context: Mapping[str, Any] = context
+
+
+class ConfigError(MigctlError):
+    """The configuration names a file, database or key that cannot work."""
+
+    code = "config-invalid"
+
+
+class DatabaseNotFoundError(MigctlError):
+    """No managed database has this name."""
+
+    code = "database-not-found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"No managed database is named {name!r}.", database=name)
+
+
+class RevisionNotFoundError(MigctlError):
+    """No revision or branch label matches the given identifier."""
+
+    code = "revision-not-found"
+
+
+class RevisionSpecError(MigctlError):
+    """A revision spec is well formed but cannot be resolved against this graph."""
+
+    code = "revision-unresolvable"
+
+
+class AmbiguousRevisionError(RevisionSpecError):
+    """A partial revision id matches more than one revision."""
+
+    code = "ambiguous-revision"
+
+
+class RelativeStepError(RevisionSpecError):
+    """A relative step (`+2`, `head-1`, `-1`) cannot be walked from where it starts."""
+
+    code = "invalid-relative-step"
+
+
+class MultipleHeadsError(MigctlError):
+    """One revision was needed but the spec resolves to several heads."""
+
+    code = "multiple-heads"
+
+    def __init__(self, detail: str, heads: Sequence[str]) -> None:
+        super().__init__(detail, heads=list(heads))
+
+
+class UnknownDatabaseRevisionError(MigctlError):
+    """The database's version table records revisions the scripts do not contain."""
+
+    code = "unknown-database-revision"
+
+    def __init__(self, database: str, revisions: Sequence[str]) -> None:
+        names = ", ".join(revisions)
+        super().__init__(
+            f"Database {database!r} is at revision(s) {names}, which the Alembic project "
+            "does not contain: the database is newer than the scripts, or a file was removed.",
+            revisions=list(revisions),
+        )
+
+
+class ProjectUnavailableError(MigctlError):
+    """The database's Alembic project cannot be loaded; `path` names the file at fault."""
+
+    code = "project-unavailable"
+
+
+class DatabaseUnavailableError(MigctlError):
+    """The managed database cannot be reached, or its version table cannot be read."""
+
+    code = "database-unavailable"

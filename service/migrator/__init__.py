@@ -1,0 +1,1 @@
+"""The only package that imports alembic: script graphs, database state, previews, runs."""

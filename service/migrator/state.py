@@ -1,0 +1,178 @@
+"""The revisions a managed database records, read through its env.py once, then directly."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+from service.errors import DatabaseUnavailableError, MigctlError, ProjectUnavailableError
+from service.migrator.sandbox import alembic_environment
+from service.migrator.scripts import ProjectScripts, RevisionGraph
+from service.secrets import redact, url_secrets
+from service.settings import ManagedDatabase
+
+
+@dataclass(frozen=True)
+class VersionTable:
+    """Where env.py keeps the version rows, and whether it used the connection handed to it."""
+
+    name: str
+    schema: str | None
+    accepts_connection: bool
+
+
+class DatabaseState:
+    """Reads one managed database's current heads without ever writing to it."""
+
+    def __init__(self, database: ManagedDatabase, scripts: ProjectScripts) -> None:
+        self.database = database
+        self.scripts = scripts
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+        self._discovered: tuple[str, VersionTable] | None = None
+
+    def current_heads(self, graph: RevisionGraph) -> tuple[str, ...]:
+        """The version table's rows; () for a database that has none (nothing is created)."""
+        if self._sqlite_file_missing():
+            return ()
+        discovered = self._discovered
+        if discovered is None or discovered[0] != self.scripts.signature:
+            heads, table = self._discover(graph)
+            self._discovered = (self.scripts.signature, table)
+            return heads
+        return self._read_heads(discovered[1])
+
+    @property
+    def version_table(self) -> VersionTable | None:
+        """What env.py said about its version table, once a read has discovered it."""
+        discovered = self._discovered
+        return discovered[1] if discovered else None
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def _read_heads(self, table: VersionTable) -> tuple[str, ...]:
+        opts = {"version_table": table.name, "version_table_schema": table.schema}
+        with self._connection() as connection:
+            context = MigrationContext.configure(connection, opts=opts)
+            return tuple(context.get_current_heads())
+
+    def _discover(self, graph: RevisionGraph) -> tuple[tuple[str, ...], VersionTable]:
+        """Run env.py online with dont_mutate=True; it tells us its heads and version table."""
+        found: dict[str, Any] = {}
+        with self._connection() as connection:
+
+            def read_only(heads: tuple[str, ...], context: MigrationContext) -> list[Any]:
+                found.setdefault("heads", tuple(heads))
+                found.setdefault("table", _version_table(context, connection))
+                return []
+
+            config = self.scripts.config(attributes={"connection": connection})
+            config.set_main_option("sqlalchemy.url", self._url.replace("%", "%%"))
+            with (
+                self._env_py_failures(graph),
+                alembic_environment(self._environ, self.scripts.sys_path),
+                EnvironmentContext(config, graph.script, fn=read_only, dont_mutate=True),
+            ):
+                graph.script.run_env()
+        if "table" not in found:
+            raise ProjectUnavailableError(
+                "env.py never called context.run_migrations(), so its state cannot be read.",
+                path=self._env_py_path(graph),
+            )
+        return found["heads"], found["table"]
+
+    @property
+    def _url(self) -> str:
+        return self.database.url.reveal()
+
+    @property
+    def _environ(self) -> dict[str, str]:
+        """What env.py sees: DATABASE_URL (read by many env.py files) and the configured env."""
+        configured = {key: value.reveal() for key, value in self.database.env.items()}
+        return {"DATABASE_URL": self._url, **configured}
+
+    def _secrets(self) -> list[str]:
+        return url_secrets(self._url) + [value.reveal() for value in self.database.env.values()]
+
+    def _engine_or_new(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                try:
+                    self._engine = _create_engine(self._url)
+                except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+                    detail = f"The URL of database {self.database.name!r} cannot be used: {exc}"
+                    raise DatabaseUnavailableError(redact(detail, self._secrets())) from None
+            return self._engine
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        try:
+            with self._engine_or_new().connect() as connection:
+                yield connection
+        except MigctlError:
+            raise
+        except (SQLAlchemyError, OSError) as exc:
+            raise self._unavailable(exc) from None
+
+    @contextmanager
+    def _env_py_failures(self, graph: RevisionGraph) -> Iterator[None]:
+        try:
+            yield
+        except (MigctlError, KeyboardInterrupt):
+            raise
+        except (SQLAlchemyError, OSError) as exc:
+            raise self._unavailable(exc) from None
+        except BaseException as exc:  # env.py is user code: sys.exit() and ImportError too
+            detail = redact(f"env.py failed: {type(exc).__name__}: {exc}", self._secrets())
+            raise ProjectUnavailableError(detail, path=self._env_py_path(graph)) from None
+
+    def _unavailable(self, exc: BaseException) -> DatabaseUnavailableError:
+        reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        first_line = (str(reason).strip().splitlines() or [type(reason).__name__])[0]
+        detail = f"Cannot read database {self.database.name!r}: {first_line}"
+        return DatabaseUnavailableError(redact(detail, self._secrets()))
+
+    def _env_py_path(self, graph: RevisionGraph) -> str:
+        env_py = Path(graph.script.env_py_location)
+        try:
+            return env_py.resolve().relative_to(self.scripts.directory.resolve()).as_posix()
+        except ValueError:
+            return env_py.name
+
+    def _sqlite_file_missing(self) -> bool:
+        # Connecting would create the file: a read must not change a managed database.
+        try:
+            url = make_url(self._url)
+        except ArgumentError:
+            return False
+        name = url.database or ""
+        if url.get_backend_name() != "sqlite" or name in ("", ":memory:") or "mode=" in name:
+            return False
+        return not Path(name).exists()
+
+
+def _version_table(context: MigrationContext, handed: Connection) -> VersionTable:
+    return VersionTable(
+        name=context.version_table,
+        schema=context.version_table_schema,
+        accepts_connection=context.connection is handed,
+    )
+
+
+def _create_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    # A read that hangs on an unreachable host would hold a web worker: fail in seconds.
+    connect_args = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {}
+    return create_engine(parsed, pool_pre_ping=True, pool_size=2, connect_args=connect_args)

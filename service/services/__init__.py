@@ -1,0 +1,1 @@
+"""Use cases, free of any web framework: what service.api and service.worker call."""

@@ -1,0 +1,52 @@
+"""The managed databases, each with its (shared) cached Alembic project and state reader."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.errors import DatabaseNotFoundError
+from service.migrator.scripts import ProjectScripts, RevisionGraph
+from service.migrator.state import DatabaseState
+from service.settings import ManagedDatabase, Settings
+
+
+@dataclass(frozen=True)
+class Managed:
+    """One managed database and the migrator objects that answer questions about it."""
+
+    database: ManagedDatabase
+    scripts: ProjectScripts
+    state: DatabaseState
+
+    def graph(self) -> RevisionGraph:
+        return self.scripts.graph()
+
+
+class Registry:
+    """Looks managed databases up by name; builds nothing that connects until it is asked."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        projects: dict[tuple[Path, str], ProjectScripts] = {}
+        self._managed: dict[str, Managed] = {}
+        for database in settings.databases:
+            key = (database.alembic_config, database.alembic_section)
+            # Databases sharing a project share one cached script directory.
+            scripts = projects.setdefault(key, ProjectScripts(*key))
+            self._managed[database.name] = Managed(
+                database, scripts, DatabaseState(database, scripts)
+            )
+
+    def get(self, name: str) -> Managed:
+        try:
+            return self._managed[name]
+        except KeyError:
+            raise DatabaseNotFoundError(name) from None
+
+    def all(self) -> list[Managed]:
+        return list(self._managed.values())
+
+    def close(self) -> None:
+        for managed in self._managed.values():
+            managed.state.dispose()

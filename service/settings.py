@@ -1,0 +1,266 @@
+"""Settings.from_env(): the only reader of the environment; managed databases from MIGCTL_*."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from service.errors import ConfigError
+from service.secrets import Secret, mask_url
+
+ENV_PREFIX = "MIGCTL_"
+KNOWN_VARIABLES = frozenset(
+    {
+        "MIGCTL_DATA_DIR",
+        "MIGCTL_DATABASES_FILE",
+        "MIGCTL_DATABASE_URL",
+        "MIGCTL_ALEMBIC_CONFIG",
+        "MIGCTL_ALEMBIC_SECTION",
+        "MIGCTL_ENVIRONMENT",
+        "MIGCTL_BIND",
+        "MIGCTL_WORKERS",
+        "MIGCTL_THREADS",
+        "MIGCTL_LOG_LEVEL",
+    }
+)
+DATABASE_KEYS = frozenset(
+    {"url", "url_env", "alembic_config", "alembic_section", "environment", "description", "env"}
+)
+DEFAULT_DATABASE_NAME = "default"
+EXAMPLE_DATABASE_NAME = "example"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class ManagedDatabase:
+    """A database whose schema migctl controls, and the Alembic project that describes it."""
+
+    name: str
+    url: Secret
+    alembic_config: Path
+    alembic_section: str = "alembic"
+    environment: str = ""
+    description: str = ""
+    env: Mapping[str, Secret] = field(default_factory=dict)
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.url.reveal())
+
+    @property
+    def dialect(self) -> str:
+        return self.url.reveal().split(":", 1)[0].split("+", 1)[0]
+
+    @property
+    def project_dir(self) -> Path:
+        return self.alembic_config.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything migctl is configured with; build it with `Settings.from_env()`."""
+
+    databases: tuple[ManagedDatabase, ...]
+    data_dir: Path = Path("var")
+    source: str = "bundled example"
+    bind: str = "127.0.0.1:8000"
+    workers: int = 2
+    threads: int = 4
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every MIGCTL_* variable; raise ConfigError naming the variable, file or key."""
+        env = dict(os.environ if environ is None else environ)
+        _reject_unknown_variables(env)
+        data_dir = Path(env.get("MIGCTL_DATA_DIR") or "var").absolute()
+        databases, source = _load_databases(env, data_dir)
+        return cls(
+            databases=databases,
+            data_dir=data_dir,
+            source=source,
+            bind=env.get("MIGCTL_BIND") or "127.0.0.1:8000",
+            workers=_positive_int(env, "MIGCTL_WORKERS", default=max(2, os.cpu_count() or 1)),
+            threads=_positive_int(env, "MIGCTL_THREADS", default=4),
+            log_level=_log_level(env),
+        )
+
+    def database(self, name: str) -> ManagedDatabase | None:
+        return next((db for db in self.databases if db.name == name), None)
+
+
+def _reject_unknown_variables(env: Mapping[str, str]) -> None:
+    unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in KNOWN_VARIABLES)
+    if unknown:
+        raise ConfigError(
+            f"Unknown environment variable(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(KNOWN_VARIABLES))}.",
+            keys=unknown,
+        )
+
+
+def _positive_int(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key)
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{key} must be a positive whole number, not {raw!r}.", key=key)
+    return int(raw)
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    level = (env.get("MIGCTL_LOG_LEVEL") or "INFO").upper()
+    if level not in _LOG_LEVELS:
+        raise ConfigError(f"MIGCTL_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}.")
+    return level
+
+
+def _load_databases(
+    env: Mapping[str, str], data_dir: Path
+) -> tuple[tuple[ManagedDatabase, ...], str]:
+    file_name, url = env.get("MIGCTL_DATABASES_FILE"), env.get("MIGCTL_DATABASE_URL")
+    if file_name and url:
+        raise ConfigError(
+            "Set MIGCTL_DATABASES_FILE or MIGCTL_DATABASE_URL, not both: "
+            "a databases file describes every database itself."
+        )
+    if file_name:
+        path = Path(file_name).absolute()
+        return _databases_from_file(path, env), f"file {path}"
+    if url:
+        return (_database_from_variables(url, env),), "environment"
+    if env.get("MIGCTL_ALEMBIC_CONFIG"):
+        raise ConfigError("MIGCTL_ALEMBIC_CONFIG is set but MIGCTL_DATABASE_URL is missing.")
+    return (_example_database(data_dir),), "bundled example"
+
+
+def _database_from_variables(url: str, env: Mapping[str, str]) -> ManagedDatabase:
+    ini = env.get("MIGCTL_ALEMBIC_CONFIG")
+    if not ini:
+        raise ConfigError("MIGCTL_DATABASE_URL is set but MIGCTL_ALEMBIC_CONFIG is missing.")
+    section = env.get("MIGCTL_ALEMBIC_SECTION") or "alembic"
+    where = "MIGCTL_ALEMBIC_CONFIG"
+    return ManagedDatabase(
+        name=DEFAULT_DATABASE_NAME,
+        url=Secret(url),
+        alembic_config=_checked_ini(Path(ini).absolute(), section, where),
+        alembic_section=section,
+        environment=env.get("MIGCTL_ENVIRONMENT") or "",
+    )
+
+
+def example_project_ini() -> Path:
+    """alembic.ini of the bundled example: inside the wheel, or in the source checkout."""
+    package_dir = Path(__file__).resolve().parent
+    for candidate in (package_dir / "examples", package_dir.parent / "examples"):
+        ini = candidate / "shop" / "alembic.ini"
+        if ini.is_file():
+            return ini
+    raise ConfigError("The bundled example project is missing from this installation.")
+
+
+def _example_database(data_dir: Path) -> ManagedDatabase:
+    return ManagedDatabase(
+        name=EXAMPLE_DATABASE_NAME,
+        url=Secret(f"sqlite:///{data_dir / 'example.db'}"),
+        alembic_config=example_project_ini(),
+        environment="example",
+        description="The bundled example shop project on a SQLite file (no configuration given).",
+    )
+
+
+def _databases_from_file(path: Path, env: Mapping[str, str]) -> tuple[ManagedDatabase, ...]:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found (MIGCTL_DATABASES_FILE).") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read as TOML: {exc}") from None
+    extra = sorted(set(document) - {"databases"})
+    if extra:
+        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(extra)}.", keys=extra)
+    tables = document.get("databases")
+    if not isinstance(tables, dict) or not tables:
+        raise ConfigError(f"{path}: no [databases.<name>] table.")
+    return tuple(
+        _database_from_table(path, name, table, env) for name, table in sorted(tables.items())
+    )
+
+
+def _database_from_table(
+    path: Path, name: str, table: Any, env: Mapping[str, str]
+) -> ManagedDatabase:
+    where = f"{path}: database {name!r}"
+    if not _NAME.match(name):
+        raise ConfigError(f"{where}: names are 1-63 letters, digits, '.', '_' or '-'.")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table ([databases.{name}]).")
+    unknown = sorted(set(table) - DATABASE_KEYS)
+    if unknown:
+        allowed = ", ".join(sorted(DATABASE_KEYS))
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {allowed}).")
+    section = _string(table, "alembic_section", where) or "alembic"
+    ini_value = _string(table, "alembic_config", where)
+    if not ini_value:
+        raise ConfigError(f"{where}: key 'alembic_config' is missing.")
+    return ManagedDatabase(
+        name=name,
+        url=Secret(_database_url(table, where, env)),
+        alembic_config=_checked_ini((path.parent / ini_value).absolute(), section, where),
+        alembic_section=section,
+        environment=_string(table, "environment", where),
+        description=_string(table, "description", where),
+        env=_env_table(table, where),
+    )
+
+
+def _string(table: Mapping[str, Any], key: str, where: str) -> str:
+    value = table.get(key, "")
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: key {key!r} must be a string.")
+    return value
+
+
+def _database_url(table: Mapping[str, Any], where: str, env: Mapping[str, str]) -> str:
+    url, url_env = _string(table, "url", where), _string(table, "url_env", where)
+    if url and url_env:
+        raise ConfigError(f"{where}: set 'url' or 'url_env', not both.")
+    if url_env:
+        if not env.get(url_env):
+            raise ConfigError(f"{where}: key 'url_env' names {url_env}, which is not set.")
+        return env[url_env]
+    if not url:
+        raise ConfigError(f"{where}: key 'url' (or 'url_env') is missing.")
+    return url
+
+
+def _env_table(table: Mapping[str, Any], where: str) -> dict[str, Secret]:
+    raw = table.get("env", {})
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: key 'env' must be a table of strings.")
+    for key, value in raw.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: env variable {key!r} must be a string.")
+    return {key: Secret(value) for key, value in raw.items()}
+
+
+def _checked_ini(ini: Path, section: str, where: str) -> Path:
+    """The ini path, once it is known to exist and to give `script_location` in `section`."""
+    parser = configparser.ConfigParser(defaults={"here": str(ini.parent)})
+    try:
+        if not parser.read(ini, encoding="utf-8"):
+            raise ConfigError(f"{where}: alembic_config {ini} does not exist.")
+    except configparser.Error as exc:
+        raise ConfigError(f"{where}: alembic_config {ini} cannot be parsed: {exc}") from None
+    if not parser.has_section(section):
+        raise ConfigError(f"{where}: {ini} has no [{section}] section (alembic_section).")
+    if not parser.get(section, "script_location", raw=True, fallback=""):
+        raise ConfigError(f"{where}: {ini} [{section}] has no script_location.")
+    return ini
