@@ -148,6 +148,12 @@ class RevisionGraph:
     def branch_points(self) -> list[RevisionInfo]:
         return [info for info in self.newest_first if info.is_branch_point]
 
+    def effective_current(self, current: Sequence[str]) -> list[RevisionInfo]:
+        """The recorded heads plus what they imply through depends_on, as `alembic current`."""
+        with _translated(",".join(current), self.script.get_heads()):
+            found = {script.revision for script in self.script.get_all_current(tuple(current))}
+        return [info for info in self.newest_first if info.revision in found]
+
     def unknown(self, current: Sequence[str]) -> list[str]:
         return [revision for revision in current if revision not in self._by_id]
 

@@ -20,7 +20,7 @@ class RevisionPage:
 
 @dataclass(frozen=True)
 class CurrentRevisions:
-    """What the database's version table records, with details of each known revision."""
+    """The version table's rows (`heads`), and what `alembic current` shows (`revisions`)."""
 
     database: str
     heads: list[str]
@@ -81,11 +81,12 @@ def list_branch_points(registry: Registry, name: str) -> list[RevisionInfo]:
 
 def current_revisions(registry: Registry, name: str) -> CurrentRevisions:
     snapshot = _Snapshot(registry.get(name))
-    known = [snapshot.graph.info(r) for r in snapshot.current if snapshot.graph.knows(r)]
+    graph = snapshot.graph
+    known = [r for r in snapshot.current if graph.knows(r)]
     return CurrentRevisions(
         database=name,
         heads=list(snapshot.current),
-        revisions=snapshot.marked(known),
+        revisions=snapshot.marked(graph.effective_current(known)),
         unknown_revisions=snapshot.unknown,
     )
 

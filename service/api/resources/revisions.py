@@ -40,7 +40,10 @@ class RevisionSchema(ma.Schema):
 class CurrentSchema(ma.Schema):
     database = ma.fields.String()
     heads = ma.fields.List(ma.fields.String(), metadata={"description": "Version table rows"})
-    revisions = ma.fields.List(ma.fields.Nested(RevisionSchema))
+    revisions = ma.fields.List(
+        ma.fields.Nested(RevisionSchema),
+        metadata={"description": "What `alembic current` shows: heads and depends_on effects"},
+    )
     unknown_revisions = ma.fields.List(
         ma.fields.String(), metadata={"description": "Recorded, but not in the scripts"}
     )
