@@ -20,7 +20,9 @@ from service.settings import ManagedDatabase, Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLE = Path(__file__).parent.parent / "examples" / "shop"
-PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
 ALEMBIC = str(Path(sys.executable).with_name("alembic"))
 
 
@@ -100,6 +102,8 @@ def project(tmp_path: Path) -> Callable[[str], Path]:
     def copy(name: str) -> Path:
         source = EXAMPLE if name == "example" else FIXTURES / name
         target = tmp_path / "projects" / name
+        if target.exists():
+            return target / "alembic.ini"
         shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.db"))
         return target / "alembic.ini"
 

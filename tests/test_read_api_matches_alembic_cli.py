@@ -49,7 +49,9 @@ def get(client: FlaskClient, path: str) -> Any:
 
 
 def assert_matches_cli(client: FlaskClient, ini: Path, url: str) -> None:
-    assert [r["revision"] for r in get(client, "/heads")] == first_tokens(alembic(ini, url, "heads"))
+    assert [r["revision"] for r in get(client, "/heads")] == first_tokens(
+        alembic(ini, url, "heads")
+    )
     assert [r["revision"] for r in get(client, "/branches")] == first_tokens(
         alembic(ini, url, "branches")
     )
