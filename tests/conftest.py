@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -83,7 +84,9 @@ def make_database(
 
     def make() -> str:
         if backend == "sqlite":
-            return f"sqlite:///{tmp_path / f'migctl_test_{uuid.uuid4().hex[:12]}.db'}"
+            path = tmp_path / f"migctl_test_{uuid.uuid4().hex[:12]}.db"
+            sqlite3.connect(path).close()  # an empty database, as a fresh server's would be
+            return f"sqlite:///{path}"
         server: PostgresServer = request.getfixturevalue("postgres_server")
         return server.create_database()
 

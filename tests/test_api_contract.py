@@ -1,0 +1,120 @@
+"""The API's contract: problem details for every error, OpenAPI spec, docs served locally."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from service.api.app import create_app
+from service.api.problems import PROBLEMS
+from service.cli import render_openapi
+from service.errors import MigctlError
+from service.settings import Settings
+
+SPEC = Path(__file__).parent.parent / "openapi" / "openapi.json"
+
+
+@pytest.fixture
+def app() -> Flask:
+    return create_app(Settings(databases=()))
+
+
+def test_the_committed_openapi_spec_is_what_the_app_serves() -> None:
+    assert SPEC.read_text() == render_openapi(), "run: migctl openapi write"
+
+
+def test_error_responses_are_documented_as_problem_json() -> None:
+    responses = json.loads(SPEC.read_text())["components"]["responses"]
+    for name in ("DEFAULT_ERROR", "NOT_FOUND", "CONFLICT", "SERVICE_UNAVAILABLE"):
+        assert list(responses[name]["content"]) == ["application/problem+json"], name
+
+
+@pytest.mark.parametrize("error_class", list(PROBLEMS))
+def test_every_mapped_error_becomes_a_problem_with_its_status_and_code(
+    app: Flask, error_class: type[MigctlError]
+) -> None:
+    status, title = PROBLEMS[error_class]
+    error = MigctlError.__new__(error_class)
+    MigctlError.__init__(error, "what happened", revision="abc")
+
+    @app.get("/raise")
+    def raise_it() -> None:
+        raise error
+
+    response = app.test_client().get("/raise", headers={"X-Request-ID": "req-42"})
+    assert response.status_code == status
+    assert response.content_type == "application/problem+json"
+    assert response.json == {
+        "type": f"urn:migctl:problem:{error_class.code}",
+        "title": title,
+        "status": status,
+        "code": error_class.code,
+        "instance": "/raise",
+        "request_id": "req-42",
+        "detail": "what happened",
+        "revision": "abc",
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("get", "/api/v1/nowhere", 404, "not-found"),
+        ("post", "/api/v1/databases", 405, "method-not-allowed"),
+        ("get", "/api/v1/databases/nope/status", 404, "database-not-found"),
+        ("get", "/api/v1/databases/bad%20name/status", 404, "not-found"),
+        ("get", "/api/v1/databases?page_size=1000", 422, "validation-failed"),
+        ("get", "/api/v1/databases?page=0", 422, "validation-failed"),
+    ],
+)
+def test_framework_errors_are_problems_too(
+    app: Flask, method: str, path: str, status: int, code: str
+) -> None:
+    response = getattr(app.test_client(), method)(path)
+    assert (response.status_code, response.json["code"]) == (status, code)
+    assert response.content_type == "application/problem+json"
+
+
+def test_a_405_still_says_which_methods_are_allowed(app: Flask) -> None:
+    response = app.test_client().post("/api/v1/databases")
+    assert "GET" in response.headers["Allow"]
+
+
+def test_an_unexpected_exception_is_a_500_problem_without_internals(app: Flask) -> None:
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500 and response.json["code"] == "internal-error"
+    assert "secret internals" not in response.get_data(as_text=True)
+
+
+def test_request_ids_are_echoed_or_made_up(app: Flask) -> None:
+    client = app.test_client()
+    assert (
+        client.get("/health/live", headers={"X-Request-ID": "abc-1"}).headers["X-Request-ID"]
+        == "abc-1"
+    )
+    made_up = client.get("/health/live", headers={"X-Request-ID": "bad id <script>"}).headers
+    assert re.fullmatch(r"[0-9a-f]{32}", made_up["X-Request-ID"])
+
+
+def test_the_docs_page_loads_every_asset_from_the_service_itself(app: Flask) -> None:
+    client = app.test_client()
+    page = client.get("/docs").get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert assets and all(url.startswith("/docs/assets/") for url in assets)
+    for url in assets:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        response.close()
+
+
+def test_lists_are_paginated_with_flask_smorest_headers(app: Flask) -> None:
+    response = app.test_client().get("/api/v1/databases?page_size=5")
+    assert json.loads(response.headers["X-Pagination"])["total"] == 0

@@ -1,0 +1,73 @@
+"""`migctl serve`, run exactly as the Docker image runs it, starts with no configuration."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+MIGCTL = str(Path(sys.executable).with_name("migctl"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(url: str, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return int(response.status)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> object:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIGCTL_")}
+    process = subprocess.Popen(
+        [MIGCTL, "serve", "--bind", f"127.0.0.1:{port}"],  # the Dockerfile's CMD, on loopback
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    yield f"http://127.0.0.1:{port}"
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+
+
+def test_serve_starts_with_no_configuration_and_answers_health_and_status(
+    served: str, tmp_path: Path
+) -> None:
+    assert wait_for(f"{served}/health/live") == 200
+    assert wait_for(f"{served}/health/ready") == 200
+    assert wait_for(f"{served}/api/v1/databases/example/status") == 200
+    assert (tmp_path / "var").is_dir()
+
+
+def test_serve_refuses_to_start_on_bad_configuration(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIGCTL_")}
+    result = subprocess.run(
+        [MIGCTL, "serve"],
+        env={**env, "MIGCTL_DATABASES_FILE": str(tmp_path / "missing.toml")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2 and "missing.toml: file not found" in result.stderr
