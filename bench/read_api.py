@@ -36,6 +36,8 @@ ENDPOINTS = {
     "pending": "/api/v1/databases/bench/pending",
     "revisions": "/api/v1/databases/bench/revisions?page_size=100",
 }
+# The floor of the HTTP stack (gunicorn, Flask, flask-smorest) with no Alembic work at all.
+BASELINE = {"live": "/health/live"}
 GOAL_PENDING_P50_MS = 5.0
 GOAL_SPEEDUP = 50.0
 GOAL_WORKER_RSS_MB = 150.0
@@ -177,6 +179,13 @@ class Server:
     started_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class Worker:
+    rss_mb: float
+    peak_rss_mb: float
+    cpu_s: float  # shows whether the worker served real requests (loading the graph costs CPU)
+
+
 @dataclass
 class Results:
     upgrade_s: float = 0.0
@@ -185,7 +194,7 @@ class Results:
     warm_ms: dict[str, list[float]] = field(default_factory=dict)
     reconnects: int = 0
     cli_ms: dict[str, list[float]] = field(default_factory=dict)
-    worker_rss_mb: dict[int, tuple[float, float]] = field(default_factory=dict)
+    workers: dict[int, Worker] = field(default_factory=dict)
 
 
 # --- the Alembic project -------------------------------------------------------------------
@@ -347,14 +356,16 @@ def worker_pids(master: int) -> list[int]:
     return sorted(children)
 
 
-def memory_mb(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of `pid` in MB."""
-    fields = {}
+def worker_figures(pid: int) -> Worker:
+    """VmRSS and VmHWM from /proc/<pid>/status, user + system CPU from /proc/<pid>/stat."""
+    memory = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
         if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) / 1024
-    return fields["VmRSS"], fields["VmHWM"]
+            memory[key] = int(value.split()[0]) / 1024
+    stat = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    ticks = int(stat[11]) + int(stat[12])  # utime, stime: fields 14 and 15 of proc(5)
+    return Worker(memory["VmRSS"], memory["VmHWM"], ticks / os.sysconf("SC_CLK_TCK"))
 
 
 # --- HTTP measurements ---------------------------------------------------------------------
@@ -408,7 +419,7 @@ def measure_warm(port: int, requests: int, results: Results) -> None:
     """`requests` sequential GETs per endpoint on one keep-alive connection."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
-        for name, path in ENDPOINTS.items():
+        for name, path in {**ENDPOINTS, **BASELINE}.items():
             timings = []
             for _ in range(requests):
                 sock = connection.sock
@@ -486,18 +497,22 @@ def report(results: Results, args: argparse.Namespace) -> bool:
     for label, ratio in speedups.items():
         print(f"  {label:40} {ratio:8.0f}x")
     print("\ngunicorn workers after the run")
-    for pid, (rss, hwm) in results.worker_rss_mb.items():
-        print(f"  pid {pid}: VmRSS {rss:.1f} MB (peak VmHWM {hwm:.1f} MB)")
+    for pid, worker in results.workers.items():
+        print(
+            f"  pid {pid}: VmRSS {worker.rss_mb:.1f} MB (peak VmHWM {worker.peak_rss_mb:.1f} MB), "
+            f"{worker.cpu_s:.1f} s CPU"
+        )
     return report_goals(results, speedups["alembic current / GET /pending"])
 
 
 def print_http(results: Results, requests: int) -> None:
     print(f"\n{'endpoint':34} {'cold ms':>9} {'p50 ms':>8} {'p99 ms':>8}  ({requests} warm)")
-    for name, path in ENDPOINTS.items():
+    for name, path in {**ENDPOINTS, **BASELINE}.items():
         warm = results.warm_ms[name]
+        cold = f"{results.cold_ms[name]:9.1f}" if name in results.cold_ms else f"{'-':>9}"
         print(
             f"GET {path.removeprefix('/api/v1/databases/bench'):30} "
-            f"{results.cold_ms[name]:9.1f} {p50(warm):8.2f} {percentile(warm, 99):8.2f}"
+            f"{cold} {p50(warm):8.2f} {percentile(warm, 99):8.2f}"
         )
     print(f"keep-alive reconnections during the warm runs: {results.reconnects}")
 
@@ -523,7 +538,7 @@ def p50_warm(results: Results, name: str) -> float:
 
 def report_goals(results: Results, speedup: float) -> bool:
     pending_p50 = p50_warm(results, "pending")
-    largest_rss = max(rss for rss, _hwm in results.worker_rss_mb.values())
+    largest_rss = max(worker.rss_mb for worker in results.workers.values())
     goals = [
         (
             f"warm GET /pending p50 < {GOAL_PENDING_P50_MS:g} ms",
@@ -566,7 +581,7 @@ def run(args: argparse.Namespace, work: Path) -> bool:
             warm_up(server.port)
             check_answers(server.port, project)
             measure_warm(server.port, args.requests, results)
-            results.worker_rss_mb = {pid: memory_mb(pid) for pid in worker_pids(server.process.pid)}
+            results.workers = {pid: worker_figures(pid) for pid in worker_pids(server.process.pid)}
         print("warm requests measured")
         measure_cli(project, url, args.cli_runs, results)
     return report(results, args)
