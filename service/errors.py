@@ -92,6 +92,20 @@ class UnknownDatabaseRevisionError(MigctlError):
         )
 
 
+class OfflineUnsupportedError(MigctlError):
+    """Some revisions of a preview range cannot be rendered as SQL without a live database."""
+
+    code = "offline-unsupported"
+
+    def __init__(self, unsupported: Sequence[Mapping[str, str]]) -> None:
+        names = ", ".join(item["revision"] for item in unsupported)
+        super().__init__(
+            f"{len(unsupported)} revision(s) cannot be rendered offline: {names}. Guard code "
+            "that needs a live database with context.is_offline_mode().",
+            unsupported=[dict(item) for item in unsupported],
+        )
+
+
 class ProjectUnavailableError(MigctlError):
     """The database's Alembic project cannot be loaded; `path` names the file at fault."""
 

@@ -27,6 +27,7 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_WORKERS",
         "MIGCTL_THREADS",
         "MIGCTL_LOG_LEVEL",
+        "MIGCTL_PREVIEW_CACHE_MB",
     }
 )
 DATABASE_KEYS = frozenset(
@@ -74,6 +75,7 @@ class Settings:
     workers: int = 2
     threads: int = 4
     log_level: str = "INFO"
+    preview_cache_mb: int = 32
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -90,6 +92,7 @@ class Settings:
             workers=_positive_int(env, "MIGCTL_WORKERS", default=max(2, os.cpu_count() or 1)),
             threads=_positive_int(env, "MIGCTL_THREADS", default=4),
             log_level=_log_level(env),
+            preview_cache_mb=_positive_int(env, "MIGCTL_PREVIEW_CACHE_MB", default=32),
         )
 
     def database(self, name: str) -> ManagedDatabase | None:

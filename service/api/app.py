@@ -13,7 +13,7 @@ from service import __version__
 from service.api import docs
 from service.api.fields import CONVERTERS, converter_schema
 from service.api.problems import domain_problem
-from service.api.resources import databases, health, revisions
+from service.api.resources import databases, health, previews, revisions
 from service.api.smorest import Api
 from service.errors import MigctlError
 from service.services.registry import Registry
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     for converter, pattern in CONVERTERS.values():
         api.register_converter(converter, converter_schema(pattern))
-    for resource in (databases, revisions):
+    for resource in (databases, revisions, previews):
         api.register_blueprint(resource.blp, url_prefix="/api/v1")
     api.register_blueprint(health.blp)
     app.register_blueprint(docs.assets)

@@ -14,6 +14,7 @@ from service.errors import (
     DatabaseUnavailableError,
     MigctlError,
     MultipleHeadsError,
+    OfflineUnsupportedError,
     ProjectUnavailableError,
     RelativeStepError,
     RevisionNotFoundError,
@@ -33,6 +34,7 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     RelativeStepError: (422, "Relative step cannot be walked"),
     RevisionSpecError: (422, "Revision cannot be resolved"),
     MultipleHeadsError: (409, "Multiple heads"),
+    OfflineUnsupportedError: (422, "Preview impossible offline"),
     UnknownDatabaseRevisionError: (409, "Database at an unknown revision"),
     ProjectUnavailableError: (503, "Alembic project unavailable"),
     DatabaseUnavailableError: (503, "Database unavailable"),
@@ -91,9 +93,11 @@ def http_problem(error: HTTPException) -> tuple[dict[str, Any], int, dict[str, s
     status = error.code or 500
     data = getattr(error, "data", None) or {}
     errors = data.get("errors") or data.get("messages")
-    detail = data.get("message") or (None if status >= 500 else error.description)
-    if errors is not None and not detail:
+    detail = data.get("message")
+    if not detail and errors is not None:
         detail = "The request is not valid; see errors for each field."
+    elif not detail and status < 500:
+        detail = error.description
     body, status, headers = problem(
         status, HTTP_CODES.get(status, f"http-{status}"), error.name, detail, errors=errors
     )

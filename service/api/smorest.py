@@ -28,6 +28,10 @@ class ProblemSchema(ma.Schema):
     heads = ma.fields.List(ma.fields.String(), metadata={"description": "Heads involved"})
     revision = ma.fields.String(metadata={"description": "The revision spec at fault"})
     revisions = ma.fields.List(ma.fields.String(), metadata={"description": "Revisions at fault"})
+    unsupported = ma.fields.List(
+        ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String()),
+        metadata={"description": "Revisions that need a live database: revision, reason"},
+    )
     database = ma.fields.String(metadata={"description": "The database named in the request"})
     path = ma.fields.String(
         allow_none=True, metadata={"description": "Project file at fault, relative to its folder"}

@@ -9,8 +9,11 @@ import logging.config
 import os
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
+
+from service.errors import ProjectUnavailableError
+from service.secrets import redact
 
 # alembic.context and alembic.op are module-global proxies: two threads inside
 # EnvironmentContext at once corrupt each other's output (notes §2.3, §7.5).
@@ -95,3 +98,11 @@ def _preserved_logging() -> Iterator[None]:
             else:
                 logger.handlers[:] = []
                 logger.propagate = True
+
+
+def env_py_failure(
+    exc: BaseException, env_py: str, secrets: Iterable[str]
+) -> ProjectUnavailableError:
+    """What to answer when a project's env.py raises, fails to import or calls sys.exit()."""
+    detail = redact(f"env.py failed: {type(exc).__name__}: {exc}", secrets)
+    return ProjectUnavailableError(detail, path=env_py)

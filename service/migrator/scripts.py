@@ -132,6 +132,7 @@ class RevisionGraph:
 
     def __init__(self, script: ScriptDirectory, project_dir: Path) -> None:
         self.script = script
+        self.env_py_path = _relative(script.env_py_location, project_dir) or "env.py"
         self.map = script.revision_map
         self.newest_first = tuple(revision_info(s, project_dir) for s in script.walk_revisions())
         self._by_id = {info.revision: info for info in self.newest_first}
@@ -150,7 +151,7 @@ class RevisionGraph:
 
     def effective_current(self, current: Sequence[str]) -> list[RevisionInfo]:
         """The recorded heads plus what they imply through depends_on, as `alembic current`."""
-        with _translated(",".join(current), self.script.get_heads()):
+        with translated(",".join(current), self.script.get_heads()):
             found = {script.revision for script in self.script.get_all_current(tuple(current))}
         return [info for info in self.newest_first if info.revision in found]
 
@@ -159,7 +160,7 @@ class RevisionGraph:
 
     def pending(self, current: Sequence[str], to: str = "heads") -> list[RevisionInfo]:
         """Revisions `alembic upgrade <to>` would apply from `current`, in execution order."""
-        with _translated(to, self.script.get_heads()):
+        with translated(to, self.script.get_heads()):
             steps = list(self.map.iterate_revisions(to, tuple(current), implicit_base=True))
         return [self._by_id[step.revision] for step in reversed(steps)]
 
@@ -170,7 +171,7 @@ class RevisionGraph:
 
     def resolve(self, spec: str, current: Sequence[str]) -> tuple[RevisionInfo, ...]:
         """The revisions a spec names: ids, partial ids, head(s), base, branch@..., +N, x-N."""
-        with _translated(spec, self.script.get_heads()):
+        with translated(spec, self.script.get_heads()):
             found = self._parse(spec, tuple(current))
         return tuple(self._by_id[r.revision] for r in found if r is not None)
 
@@ -194,7 +195,7 @@ class RevisionGraph:
         bases = [self._by_id[b] for b in self.script.get_bases()]
         label = spec.partition("@")[0] if "@" in spec else None
         if label:
-            with _translated(spec, self.script.get_heads()):
+            with translated(spec, self.script.get_heads()):
                 lineage = set(self.map.filter_for_lineage(tuple(self._by_id), label))
             bases = [b for b in bases if b.revision in lineage]
         return tuple(bases)
@@ -213,36 +214,41 @@ def _steps_down_from_current(spec: str) -> bool:
 
 
 @contextmanager
-def _translated(spec: str, heads: Sequence[str]) -> Iterator[None]:
+def translated(spec: str, heads: Sequence[str]) -> Iterator[None]:
     """Turn Alembic's revision errors into migctl errors carrying Alembic's reason."""
     try:
         yield
     except MigctlError:
         raise
-    except MultipleHeads as exc:
-        raise MultipleHeadsError(
-            f"{spec!r} is ambiguous: the scripts have several heads ({', '.join(exc.heads)}); "
-            "name one (a revision id or branch@head) or use 'heads'.",
-            heads=list(exc.heads),
-        ) from exc
-    except ResolutionError as exc:
-        raise _resolution_error(spec, exc) from exc
-    except RangeNotAncestorError as exc:
-        raise RevisionSpecError(str(exc), revision=spec, heads=list(heads)) from exc
     except RevisionError as exc:
-        error = RelativeStepError if str(exc).startswith(_RELATIVE_HINTS) else RevisionSpecError
-        raise error(f"{spec!r}: {exc}", revision=spec, heads=list(heads)) from exc
-    except (CommandError, KeyError, ValueError) as exc:
+        raise _revision_error(spec, heads, exc) from exc
+    except CommandError as exc:  # ScriptDirectory wraps a RevisionError in a vaguer message
+        cause = exc.__cause__
+        if isinstance(cause, RevisionError):
+            raise _revision_error(spec, heads, cause) from exc
+        raise RevisionSpecError(f"{spec!r}: {exc}", revision=spec, heads=list(heads)) from exc
+    except (KeyError, ValueError) as exc:
         raise RevisionSpecError(f"{spec!r} cannot be resolved: {exc}", revision=spec) from exc
 
 
-def _resolution_error(spec: str, exc: ResolutionError) -> MigctlError:
+def _revision_error(spec: str, heads: Sequence[str], exc: RevisionError) -> MigctlError:
     message = str(exc)
-    if message.startswith("Multiple revisions start with"):
-        return AmbiguousRevisionError(message, revision=spec)
-    if message.startswith(("No such revision", "No such branch")):
-        return RevisionNotFoundError(message, revision=spec)
-    return RevisionSpecError(message, revision=spec)
+    if isinstance(exc, MultipleHeads):
+        return MultipleHeadsError(
+            f"{spec!r} is ambiguous: the scripts have several heads ({', '.join(exc.heads)}); "
+            "name one (a revision id or branch@head) or use 'heads'.",
+            heads=list(exc.heads),
+        )
+    if isinstance(exc, ResolutionError):
+        if message.startswith("Multiple revisions start with"):
+            return AmbiguousRevisionError(message, revision=spec)
+        if message.startswith(("No such revision", "No such branch")):
+            return RevisionNotFoundError(message, revision=spec)
+        return RevisionSpecError(message, revision=spec)
+    if isinstance(exc, RangeNotAncestorError):
+        return RevisionSpecError(f"{spec!r}: {message}", revision=spec, heads=list(heads))
+    error = RelativeStepError if message.startswith(_RELATIVE_HINTS) else RevisionSpecError
+    return error(f"{spec!r}: {message}", revision=spec, heads=list(heads))
 
 
 def _load_failure(

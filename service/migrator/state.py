@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
 from service.errors import DatabaseUnavailableError, MigctlError, ProjectUnavailableError
-from service.migrator.sandbox import alembic_environment
+from service.migrator.sandbox import alembic_environment, env_py_failure
 from service.migrator.scripts import ProjectScripts, RevisionGraph
 from service.secrets import redact, url_secrets
 from service.settings import ManagedDatabase
@@ -89,7 +89,7 @@ class DatabaseState:
         if "table" not in found:
             raise ProjectUnavailableError(
                 "env.py never called context.run_migrations(), so its state cannot be read.",
-                path=self._env_py_path(graph),
+                path=graph.env_py_path,
             )
         return found["heads"], found["table"]
 
@@ -99,11 +99,9 @@ class DatabaseState:
 
     @property
     def _environ(self) -> dict[str, str]:
-        """What env.py sees: DATABASE_URL (read by many env.py files) and the configured env."""
-        configured = {key: value.reveal() for key, value in self.database.env.items()}
-        return {"DATABASE_URL": self._url, **configured}
+        return env_py_environ(self.database, self._url)
 
-    def _secrets(self) -> list[str]:
+    def secrets(self) -> list[str]:
         return url_secrets(self._url) + [value.reveal() for value in self.database.env.values()]
 
     def _engine_or_new(self) -> Engine:
@@ -113,7 +111,7 @@ class DatabaseState:
                     self._engine = _create_engine(self._url)
                 except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
                     detail = f"The URL of database {self.database.name!r} cannot be used: {exc}"
-                    raise DatabaseUnavailableError(redact(detail, self._secrets())) from None
+                    raise DatabaseUnavailableError(redact(detail, self.secrets())) from None
             return self._engine
 
     @contextmanager
@@ -135,21 +133,13 @@ class DatabaseState:
         except (SQLAlchemyError, OSError) as exc:
             raise self._unavailable(exc) from None
         except BaseException as exc:  # env.py is user code: sys.exit() and ImportError too
-            detail = redact(f"env.py failed: {type(exc).__name__}: {exc}", self._secrets())
-            raise ProjectUnavailableError(detail, path=self._env_py_path(graph)) from None
+            raise env_py_failure(exc, graph.env_py_path, self.secrets()) from None
 
     def _unavailable(self, exc: BaseException) -> DatabaseUnavailableError:
         reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
         first_line = (str(reason).strip().splitlines() or [type(reason).__name__])[0]
         detail = f"Cannot read database {self.database.name!r}: {first_line}"
-        return DatabaseUnavailableError(redact(detail, self._secrets()))
-
-    def _env_py_path(self, graph: RevisionGraph) -> str:
-        env_py = Path(graph.script.env_py_location)
-        try:
-            return env_py.resolve().relative_to(self.scripts.directory.resolve()).as_posix()
-        except ValueError:
-            return env_py.name
+        return DatabaseUnavailableError(redact(detail, self.secrets()))
 
     def _sqlite_file_missing(self) -> bool:
         # Connecting would create the file: a read must not change a managed database.
@@ -176,3 +166,9 @@ def _create_engine(url: str) -> Engine:
     # A read that hangs on an unreachable host would hold a web worker: fail in seconds.
     connect_args = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {}
     return create_engine(parsed, pool_pre_ping=True, pool_size=2, connect_args=connect_args)
+
+
+def env_py_environ(database: ManagedDatabase, url: str) -> dict[str, str]:
+    """What env.py sees: DATABASE_URL (read by many env.py files) and the configured env."""
+    configured = {key: value.reveal() for key, value in database.env.items()}
+    return {"DATABASE_URL": url, **configured}

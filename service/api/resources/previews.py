@@ -1,0 +1,85 @@
+"""Offline SQL previews of an upgrade, downgrade or stamp, as JSON or as a plain SQL script."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import Response, request
+from flask.views import MethodView
+
+from service.api.context import registry
+from service.api.fields import revision_spec
+from service.api.smorest import Blueprint
+from service.migrator.preview import ACTIONS
+from service.services import previews as service
+
+blp = Blueprint("Previews", __name__, description="The SQL a change would run, before it runs.")
+
+DIALECTS = ("postgresql", "sqlite", "mysql", "mariadb", "mssql", "oracle")
+_RANGE_PATTERN = r"^(current|base|[A-Za-z0-9_.@+\-]{1,128}(,[A-Za-z0-9_.@+\-]{1,128}){0,15})$"
+
+
+class SegmentSchema(ma.Schema):
+    revision = ma.fields.String()
+    direction = ma.fields.String(metadata={"description": "upgrade, downgrade or stamp"})
+    sql = ma.fields.String()
+    statement_count = ma.fields.Integer()
+
+
+class PreviewSchema(ma.Schema):
+    database = ma.fields.String()
+    action = ma.fields.String()
+    from_revisions = ma.fields.List(ma.fields.String(), data_key="from")
+    to = ma.fields.String(metadata={"description": "The destination as asked"})
+    to_revisions = ma.fields.List(ma.fields.String(), metadata={"description": "Resolved"})
+    dialect = ma.fields.String()
+    revisions = ma.fields.List(
+        ma.fields.Nested(SegmentSchema), metadata={"description": "In order"}
+    )
+    sql = ma.fields.String(metadata={"description": "The whole script; the segments joined"})
+    statement_count = ma.fields.Integer()
+    sha256 = ma.fields.String(metadata={"description": "SHA-256 of `sql` (UTF-8)"})
+
+
+class PreviewArgsSchema(ma.Schema):
+    action = ma.fields.String(load_default="upgrade", validate=ma.validate.OneOf(ACTIONS))
+    from_ = ma.fields.String(
+        data_key="from",
+        load_default="current",
+        validate=ma.validate.Regexp(_RANGE_PATTERN, error="current, base or revision specs."),
+        metadata={"description": "current (read live), base, or comma-separated revisions"},
+    )
+    to = revision_spec(
+        metadata={"description": "Destination; default heads for upgrade, required otherwise"}
+    )
+    dialect = ma.fields.String(
+        validate=ma.validate.OneOf(DIALECTS),
+        metadata={"description": "Render for this dialect; default the database's own"},
+    )
+
+    @ma.validates_schema
+    def _destination_needed(self, data, **_kwargs):
+        if data.get("action") != "upgrade" and not data.get("to"):
+            raise ma.ValidationError(f"Required for a {data.get('action')}.", "to")
+
+
+@blp.route("/databases/<dbname:db>/sql")
+class SqlPreview(MethodView):
+    @blp.arguments(PreviewArgsSchema, location="query")
+    @blp.response(200, PreviewSchema)
+    @blp.doc(responses={"200": {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+    @blp.problems(304, 404, 409, 422, 503)
+    def get(self, args, db):
+        """Preview the SQL of an upgrade, downgrade or stamp
+
+        Byte for byte what `alembic <action> <from>:<to> --sql` prints, split per revision.
+        With `Accept: text/plain` the answer is the script alone. The ETag follows the text.
+        """
+        preview = service.preview_sql(registry(), db, **args)
+        as_text = request.accept_mimetypes.best_match(["application/json", "text/plain"])
+        tag = preview.sha256 if as_text == "text/plain" else f"{preview.sha256}-json"
+        headers = {"ETag": f'"{tag}"', "Vary": "Accept"}
+        if request.if_none_match.contains(tag):
+            return Response(status=304, headers=headers)
+        if as_text == "text/plain":
+            return Response(preview.sql, mimetype="text/plain", headers=headers)
+        return preview, 200, headers

@@ -1,0 +1,90 @@
+"""Use case: the SQL an upgrade, downgrade or stamp would run, rendered offline and cached."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.errors import UnknownDatabaseRevisionError
+from service.migrator.preview import Preview, PreviewRequest, Segment, render_preview
+from service.migrator.scripts import RevisionGraph
+from service.services.registry import Managed, Registry
+
+CURRENT = "current"
+BASE = "base"
+DEFAULT_TO = {"upgrade": "heads"}
+
+
+@dataclass(frozen=True)
+class SqlPreview:
+    """A rendered preview with its range resolved to full revision ids."""
+
+    database: str
+    action: str
+    from_revisions: list[str]
+    to: str
+    to_revisions: list[str]
+    dialect: str
+    revisions: tuple[Segment, ...]
+    sql: str
+    statement_count: int
+    sha256: str
+
+
+def preview_sql(
+    registry: Registry,
+    name: str,
+    *,
+    action: str = "upgrade",
+    from_: str = CURRENT,
+    to: str | None = None,
+    dialect: str | None = None,
+) -> SqlPreview:
+    """Render `action` from `from_` (current, base or revision specs) to `to`, offline.
+
+    Raises the revision errors of the read API for a bad range, MultipleHeadsError for a
+    relative downgrade from several heads, and OfflineUnsupportedError naming every revision
+    of the range that needs a live database.
+    """
+    managed = registry.get(name)
+    graph = managed.graph()
+    start = _start(managed, graph, from_)
+    request = PreviewRequest(managed.database, action, start, to or DEFAULT_TO[action], dialect)
+    key = (managed.scripts.signature, name, action, start, request.to, dialect)
+    cached = registry.previews.get(key)
+    if cached is None:
+        cached = _describe(name, graph, request, render_preview(managed.scripts, graph, request))
+        registry.previews.put(key, cached)
+    return cached
+
+
+def _start(managed: Managed, graph: RevisionGraph, from_: str) -> tuple[str, ...]:
+    if from_ == CURRENT:
+        current = managed.state.current_heads(graph)
+        unknown = graph.unknown(current)
+        if unknown:
+            raise UnknownDatabaseRevisionError(managed.database.name, unknown)
+        return current
+    if from_ == BASE:
+        return ()
+    return tuple(graph.resolve_one(spec, ()).revision for spec in from_.split(","))
+
+
+def _describe(
+    name: str, graph: RevisionGraph, request: PreviewRequest, preview: Preview
+) -> SqlPreview:
+    if request.action == "stamp":
+        targets = [r.revision for part in request.to.split(",") for r in graph.resolve(part, ())]
+    else:
+        targets = [r.revision for r in graph.resolve(request.to, request.start)]
+    return SqlPreview(
+        database=name,
+        action=request.action,
+        from_revisions=list(request.start),
+        to=request.to,
+        to_revisions=targets,
+        dialect=preview.dialect,
+        revisions=preview.segments,
+        sql=preview.sql,
+        statement_count=preview.statement_count,
+        sha256=preview.sha256,
+    )
