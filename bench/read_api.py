@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -310,7 +311,11 @@ def start_server(work: Path, environ: dict[str, str], tag: str) -> Server:
             command, env=environ, cwd=work, stdout=output, stderr=subprocess.STDOUT
         )
     server = Server(process, port, log)
-    wait_until_live(server)
+    try:
+        wait_until_live(server)
+    except BaseException:
+        stop_server(server)
+        raise
     server.started_s = time.perf_counter() - started
     return server
 
@@ -394,25 +399,30 @@ def timed_get(connection: http.client.HTTPConnection, path: str) -> float:
     return elapsed_ms
 
 
-def cold_request_ms(work: Path, environ: dict[str, str], name: str) -> tuple[float, float]:
-    """(server start to live s, first request ms) on a freshly started server."""
+def cold_request_ms(work: Path, environ: dict[str, str], name: str) -> float:
+    """The first request to a freshly started server: both workers are cold."""
     with running_server(work, environ, f"cold-{name}") as server:
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
         try:
-            return server.started_s, timed_get(connection, ENDPOINTS[name])
+            return timed_get(connection, ENDPOINTS[name])
         finally:
             connection.close()
 
 
 def warm_up(port: int) -> None:
-    """Several new connections, so that both workers load the graph and read the database."""
-    for _ in range(WARMUP_ROUNDS * WORKERS):
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        try:
+    """Concurrent connections; gunicorn may still give them all to one worker (see its CPU)."""
+    with ThreadPoolExecutor(WORKERS * THREADS) as pool:
+        list(pool.map(lambda _: warm_up_connection(port), range(WORKERS * THREADS)))
+
+
+def warm_up_connection(port: int) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        for _ in range(WARMUP_ROUNDS):
             for path in ENDPOINTS.values():
                 timed_get(connection, path)
-        finally:
-            connection.close()
+    finally:
+        connection.close()
 
 
 def measure_warm(port: int, requests: int, results: Results) -> None:
@@ -574,7 +584,7 @@ def run(args: argparse.Namespace, work: Path) -> bool:
         print(f"alembic upgrade took {results.upgrade_s:.1f} s")
         environ = server_environ(work, write_databases_file(work, project, url))
         for name in ENDPOINTS:
-            _start_s, results.cold_ms[name] = cold_request_ms(work, environ, name)
+            results.cold_ms[name] = cold_request_ms(work, environ, name)
         print("cold requests measured")
         with running_server(work, environ, "warm") as server:
             results.start_s = server.started_s
@@ -598,8 +608,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, interrupted)  # clean up (finally blocks) on SIGTERM too
     work = Path(tempfile.mkdtemp(prefix="migctl-bench-"))
     try:
         return 0 if run(args, work) else 1

@@ -113,7 +113,7 @@ def project(tmp_path: Path) -> Callable[[str], Path]:
     return copy
 
 
-def alembic(ini: Path, url: str, *args: str, check: bool = True) -> str:
+def alembic(ini: Path, url: str, *args: str, check: bool = True, seed: int = 0) -> str:
     """Run the alembic CLI on a copy of `ini` whose sqlalchemy.url is `url`; return stdout."""
     cli_ini = ini.with_name("alembic.cli.ini")
     lines = ini.read_text().splitlines()
@@ -126,7 +126,12 @@ def alembic(ini: Path, url: str, *args: str, check: bool = True) -> str:
         )
         + "\n"
     )
-    env = {**os.environ, "DATABASE_URL": url, "PYTHONWARNINGS": "ignore"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "PYTHONWARNINGS": "ignore",
+        "PYTHONHASHSEED": str(seed),
+    }
     result = subprocess.run(
         [ALEMBIC, "-c", str(cli_ini), *args],
         cwd=ini.parent,

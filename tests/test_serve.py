@@ -9,9 +9,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import alembic
 
 MIGCTL = str(Path(sys.executable).with_name("migctl"))
 
@@ -35,13 +38,31 @@ def wait_for(url: str, timeout: float = 30) -> int:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> object:
+def served(tmp_path: Path) -> Iterator[str]:
+    yield from serve(tmp_path, {})
+
+
+@pytest.fixture
+def serve_with(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], str]]:
+    started: list[Iterator[str]] = []
+
+    def start(environ: dict[str, str]) -> str:
+        started.append(serve(tmp_path, environ))
+        return next(started[-1])
+
+    yield start
+    for server in started:
+        next(server, None)
+
+
+def serve(cwd: Path, environ: dict[str, str]) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIGCTL_")}
+    env.pop("PYTHONHASHSEED", None)
     process = subprocess.Popen(
         [MIGCTL, "serve", "--bind", f"127.0.0.1:{port}"],  # the Dockerfile's CMD, on loopback
-        cwd=tmp_path,
-        env=env,
+        cwd=cwd,
+        env={**env, **environ},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -71,3 +92,21 @@ def test_serve_refuses_to_start_on_bad_configuration(tmp_path: Path) -> None:
         timeout=30,
     )
     assert result.returncode == 2 and "missing.toml: file not found" in result.stderr
+
+
+def test_served_previews_equal_the_cli_at_seed_zero_even_through_a_merge_point(
+    serve_with: Callable[[dict[str, str]], str], project: Callable[[str], Path], tmp_path: Path
+) -> None:
+    ini = project("example")
+    url = serve_with(
+        {"MIGCTL_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "MIGCTL_ALEMBIC_CONFIG": str(ini)}
+    )
+    wait_for(f"{url}/health/live")
+    query = "action=downgrade&from=5a3e9f7b0c64&to=base&dialect=postgresql"
+    request = urllib.request.Request(
+        f"{url}/api/v1/databases/default/sql?{query}", headers={"Accept": "text/plain"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        served_sql = response.read().decode()
+    cli = alembic(ini, "postgresql://", "downgrade", "5a3e9f7b0c64:base", "--sql", seed=0)
+    assert served_sql == cli
