@@ -28,6 +28,7 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_THREADS",
         "MIGCTL_LOG_LEVEL",
         "MIGCTL_PREVIEW_CACHE_MB",
+        "MIGCTL_SCRIPT_RESCAN_SECONDS",
     }
 )
 DATABASE_KEYS = frozenset(
@@ -76,6 +77,7 @@ class Settings:
     threads: int = 4
     log_level: str = "INFO"
     preview_cache_mb: int = 32
+    script_rescan_seconds: float = 2.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -93,6 +95,7 @@ class Settings:
             threads=_positive_int(env, "MIGCTL_THREADS", default=4),
             log_level=_log_level(env),
             preview_cache_mb=_positive_int(env, "MIGCTL_PREVIEW_CACHE_MB", default=32),
+            script_rescan_seconds=_seconds(env, "MIGCTL_SCRIPT_RESCAN_SECONDS", default=2.0),
         )
 
     def database(self, name: str) -> ManagedDatabase | None:
@@ -116,6 +119,19 @@ def _positive_int(env: Mapping[str, str], key: str, default: int) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise ConfigError(f"{key} must be a positive whole number, not {raw!r}.", key=key)
     return int(raw)
+
+
+def _seconds(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 86_400:
+        raise ConfigError(f"{key} must be a number of seconds, not {raw!r}.", key=key)
+    return value
 
 
 def _log_level(env: Mapping[str, str]) -> str:

@@ -157,8 +157,9 @@ def managed(
     )
 
 
-def client_for(*databases: ManagedDatabase) -> FlaskClient:
-    app = create_app(Settings(databases=tuple(databases)))
+def client_for(*databases: ManagedDatabase, rescan_seconds: float = 0) -> FlaskClient:
+    """A test client; by default every request checks every project file (no rescan delay)."""
+    app = create_app(Settings(databases=tuple(databases), script_rescan_seconds=rescan_seconds))
     app.config["TESTING"] = True
     return app.test_client()
 

@@ -123,3 +123,21 @@ def test_touching_env_py_is_noticed_too(project: Callable[[str], Path], database
     later = time.time() + 5
     os.utime(env_py, (later, later))
     assert client.application.extensions["migctl"].get("db").graph() is not first
+
+
+def test_between_rescans_only_folder_and_env_py_changes_are_seen_at_once(
+    project: Callable[[str], Path], database_url: str
+) -> None:
+    ini = project("linear")
+    client = client_for(managed("db", ini, database_url), rescan_seconds=3600)
+    first = client.application.extensions["migctl"].get("db").graph()
+    (revision_file,) = (ini.parent / "migrations" / "versions").glob("a4000004*.py")
+    revision_file.write_text(revision_file.read_text() + "\n# edited in place\n")
+    assert client.application.extensions["migctl"].get("db").graph() is first
+    new = ini.parent / "migrations" / "versions" / "a5000005_more.py"
+    new.write_text(
+        revision_file.read_text()
+        .replace("a4000004", "a5000005")
+        .replace('down_revision = "a3000003"', 'down_revision = "a4000004"')
+    )
+    assert client.get("/api/v1/databases/db/heads").json[0]["revision"] == "a5000005"

@@ -44,7 +44,9 @@ class Registry:
         for database in settings.databases:
             key = (database.alembic_config, database.alembic_section)
             # Databases sharing a project share one cached script directory.
-            scripts = projects.setdefault(key, ProjectScripts(*key))
+            if key not in projects:
+                projects[key] = ProjectScripts(*key, settings.script_rescan_seconds)
+            scripts = projects[key]
             self._managed[database.name] = Managed(
                 database, scripts, DatabaseState(database, scripts)
             )
