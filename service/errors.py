@@ -116,3 +116,47 @@ class DatabaseUnavailableError(MigctlError):
     """The managed database cannot be reached, or its version table cannot be read."""
 
     code = "database-unavailable"
+
+
+class ControlDatabaseUnavailableError(MigctlError):
+    """migctl's own database (operations, audit) cannot be reached, or its schema is behind."""
+
+    code = "control-database-unavailable"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The control database is unavailable: {reason}")
+
+
+class OperationNotFoundError(MigctlError):
+    """No operation has this id."""
+
+    code = "operation-not-found"
+
+    def __init__(self, operation_id: int) -> None:
+        super().__init__(f"No operation has id {operation_id}.", operation_id=operation_id)
+
+
+class OperationConflictError(MigctlError):
+    """The operation is not in a state that allows the change (e.g. cancel once running)."""
+
+    code = "operation-not-cancellable"
+
+
+class IdempotencyKeyReusedError(MigctlError):
+    """The Idempotency-Key was already used for a request with another body or database."""
+
+    code = "idempotency-key-reused"
+
+
+class PreconditionFailedError(MigctlError):
+    """The database's current revisions are not the `expected_current` the request named."""
+
+    code = "precondition-failed"
+
+    def __init__(self, expected: Sequence[str], actual: Sequence[str]) -> None:
+        super().__init__(
+            f"The database is at {', '.join(actual) or 'base'}, not at the expected "
+            f"{', '.join(expected) or 'base'}.",
+            expected_current=list(expected),
+            current=list(actual),
+        )

@@ -29,6 +29,13 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_LOG_LEVEL",
         "MIGCTL_PREVIEW_CACHE_MB",
         "MIGCTL_SCRIPT_RESCAN_SECONDS",
+        "MIGCTL_CONTROL_DATABASE_URL",
+        "MIGCTL_CONTROL_DB_AUTO_UPGRADE",
+        "MIGCTL_HEARTBEAT_SECONDS",
+        "MIGCTL_LEASE_SECONDS",
+        "MIGCTL_WORKER_POLL_SECONDS",
+        "MIGCTL_SHUTDOWN_GRACE_SECONDS",
+        "MIGCTL_JOB_START_TIMEOUT_SECONDS",
     }
 )
 DATABASE_KEYS = frozenset(
@@ -78,6 +85,13 @@ class Settings:
     log_level: str = "INFO"
     preview_cache_mb: int = 32
     script_rescan_seconds: float = 2.0
+    control_database_url: Secret = field(default_factory=lambda: Secret("sqlite:///var/migctl.db"))
+    control_db_auto_upgrade: bool = True
+    heartbeat_seconds: float = 5.0
+    lease_seconds: float = 30.0
+    worker_poll_seconds: float = 1.0
+    shutdown_grace_seconds: float = 60.0
+    job_start_timeout_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +110,11 @@ class Settings:
             log_level=_log_level(env),
             preview_cache_mb=_positive_int(env, "MIGCTL_PREVIEW_CACHE_MB", default=32),
             script_rescan_seconds=_seconds(env, "MIGCTL_SCRIPT_RESCAN_SECONDS", default=2.0),
+            control_database_url=Secret(
+                env.get("MIGCTL_CONTROL_DATABASE_URL") or f"sqlite:///{data_dir / 'migctl.db'}"
+            ),
+            control_db_auto_upgrade=_flag(env, "MIGCTL_CONTROL_DB_AUTO_UPGRADE", default=True),
+            **_worker_timings(env),
         )
 
     def database(self, name: str) -> ManagedDatabase | None:
@@ -132,6 +151,33 @@ def _seconds(env: Mapping[str, str], key: str, default: float) -> float:
     if not 0 <= value < 86_400:
         raise ConfigError(f"{key} must be a number of seconds, not {raw!r}.", key=key)
     return value
+
+
+def _worker_timings(env: Mapping[str, str]) -> dict[str, float]:
+    timings = {
+        "heartbeat_seconds": _seconds(env, "MIGCTL_HEARTBEAT_SECONDS", default=5.0),
+        "lease_seconds": _seconds(env, "MIGCTL_LEASE_SECONDS", default=30.0),
+        "worker_poll_seconds": _seconds(env, "MIGCTL_WORKER_POLL_SECONDS", default=1.0),
+        "shutdown_grace_seconds": _seconds(env, "MIGCTL_SHUTDOWN_GRACE_SECONDS", default=60.0),
+        "job_start_timeout_seconds": _seconds(
+            env, "MIGCTL_JOB_START_TIMEOUT_SECONDS", default=60.0
+        ),
+    }
+    if timings["lease_seconds"] <= 2 * timings["heartbeat_seconds"]:
+        raise ConfigError(
+            "MIGCTL_LEASE_SECONDS must be more than twice MIGCTL_HEARTBEAT_SECONDS, "
+            "or a slow heartbeat would mark a live operation interrupted."
+        )
+    return timings
+
+
+def _flag(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = (env.get(key) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{key} must be true or false, not {raw!r}.", key=key)
+    return raw in ("true", "1", "yes")
 
 
 def _log_level(env: Mapping[str, str]) -> str:

@@ -5,22 +5,20 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext, MigrationStep, StampStep
-from alembic.script.revision import _relative_destination
+from alembic.runtime.migration import MigrationContext, MigrationStep
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.errors import MigctlError, MultipleHeadsError, OfflineUnsupportedError
+from service.errors import MigctlError, OfflineUnsupportedError
+from service.migrator.plans import plan_steps, step_direction, step_revision
 from service.migrator.sandbox import alembic_environment, env_py_failure
-from service.migrator.scripts import ProjectScripts, RevisionGraph, translated
+from service.migrator.scripts import ProjectScripts, RevisionGraph
 from service.migrator.state import env_py_environ
 from service.settings import ManagedDatabase
-
-ACTIONS = ("upgrade", "downgrade", "stamp")
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,7 @@ def render_preview(
     scripts: ProjectScripts, graph: RevisionGraph, request: PreviewRequest
 ) -> Preview:
     """Render offline; raises OfflineUnsupportedError listing every revision that needs a DB."""
-    steps = plan_steps(graph, request)
+    steps = plan_steps(graph, request.action, request.start, request.to)
     dialect = request.dialect or request.database.dialect
     if not steps:
         return Preview(request.action, request.start, dialect, (), "", 0, _sha256(""))
@@ -70,30 +68,6 @@ def render_preview(
     segments = recorder.segments(text)
     total = sum(segment.statement_count for segment in segments)
     return Preview(request.action, request.start, dialect, segments, text, total, _sha256(text))
-
-
-def plan_steps(graph: RevisionGraph, request: PreviewRequest) -> list[MigrationStep]:
-    """The steps Alembic would take, computed as its commands do; bad ranges raise here."""
-    script, to = graph.script, request.to
-    start: Any = request.start  # Alembic's commands pass the heads tuple; its hints say str
-    with translated(to, request.start or tuple(script.get_heads())):
-        if request.action == "upgrade":
-            return list(script._upgrade_revs(to, start))
-        if request.action == "downgrade":
-            _refuse_relative_downgrade_from_several_heads(to, start)
-            return list(script._downgrade_revs(to, start))
-        return list(script._stamp_revs(tuple(to.split(",")), start))
-
-
-def _refuse_relative_downgrade_from_several_heads(to: str, start: Sequence[str]) -> None:
-    # Alembic only warns, then picks the first version row: never guess for a pipeline.
-    match = _relative_destination.match(to)
-    if match and match.group(1) is None and match.group(2) is None and len(set(start)) > 1:
-        raise MultipleHeadsError(
-            f"{to!r} from several heads ({', '.join(start)}) is ambiguous; "
-            "name the branch (branch@-1) or a revision.",
-            heads=list(start),
-        )
 
 
 def _run_offline(
@@ -146,7 +120,7 @@ class _Recorder:
         """One segment a step; text before the first and after the last joins its neighbour."""
         cuts = [0, *self.bounds[1:-1], len(text)]
         return tuple(
-            Segment(_step_revision(step), _direction(step), text[cuts[i] : cuts[i + 1]], count)
+            Segment(step_revision(step), step_direction(step), text[cuts[i] : cuts[i + 1]], count)
             for i, (step, count) in enumerate(zip(self.steps, self.counts, strict=True))
         )
 
@@ -168,21 +142,9 @@ class _Recorder:
                 migration_fn(**kwargs)
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}".strip()
-                self.unsupported.append({"revision": _step_revision(step), "reason": reason})
+                self.unsupported.append({"revision": step_revision(step), "reason": reason})
 
         return run
-
-
-def _step_revision(step: MigrationStep) -> str:
-    if isinstance(step, StampStep):
-        return ",".join(step.to_revisions) or "base"
-    return str(step.revision.revision)  # type: ignore[attr-defined]
-
-
-def _direction(step: MigrationStep) -> str:
-    if isinstance(step, StampStep):
-        return "stamp"
-    return "upgrade" if step.is_upgrade else "downgrade"
 
 
 def _sha256(text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from service.errors import UnknownDatabaseRevisionError
+from service.migrator.plans import resolve_targets
 from service.migrator.preview import Preview, PreviewRequest, Segment, render_preview
 from service.migrator.scripts import RevisionGraph
 from service.services.registry import Managed, Registry
@@ -72,10 +73,7 @@ def _start(managed: Managed, graph: RevisionGraph, from_: str) -> tuple[str, ...
 def _describe(
     name: str, graph: RevisionGraph, request: PreviewRequest, preview: Preview
 ) -> SqlPreview:
-    if request.action == "stamp":
-        targets = [r.revision for part in request.to.split(",") for r in graph.resolve(part, ())]
-    else:
-        targets = [r.revision for r in graph.resolve(request.to, request.start)]
+    targets = resolve_targets(graph, request.action, request.start, request.to)
     return SqlPreview(
         database=name,
         action=request.action,

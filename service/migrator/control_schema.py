@@ -1,0 +1,48 @@
+"""migctl's own schema in the control database: apply it, and tell whether it is behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+
+from service.errors import ConfigError
+from service.migrator.sandbox import alembic_environment
+
+VERSION_TABLE = "migctl_version"
+
+
+def migrations_dir() -> Path:
+    """The control schema's migrations: inside the wheel, or in the source checkout."""
+    package_dir = Path(__file__).resolve().parent.parent
+    for candidate in (package_dir / "control_migrations", package_dir.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise ConfigError("The control schema's migrations are missing from this installation.")
+
+
+def _config(connection: Connection) -> Config:
+    config = Config(attributes={"connection": connection})
+    config.set_main_option("script_location", str(migrations_dir()))
+    return config
+
+
+def upgrade(connection: Connection) -> None:
+    """Apply every control-schema revision on `connection` (the caller holds the lock).
+
+    `command.upgrade` runs once per process start, never per request (notes §7.1).
+    """
+    with alembic_environment({}):
+        command.upgrade(_config(connection), "head")
+
+
+def is_behind(connection: Connection) -> bool:
+    """True while the control database lacks a revision of the installed schema."""
+    with alembic_environment({}):
+        heads = set(ScriptDirectory.from_config(_config(connection)).get_heads())
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return set(context.get_current_heads()) != heads

@@ -1,0 +1,1 @@
+"""The only package that reads or writes migctl's control tables."""

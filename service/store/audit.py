@@ -1,0 +1,67 @@
+"""The append-only audit log: append an event, and query events newest first."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from service.store.tables import audit_events
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """Who asked for what, what happened, and when; `id` grows with every event."""
+
+    actor: str
+    action: str
+    outcome: str
+    occurred_at: dt.datetime
+    database: str | None = None
+    operation_id: int | None = None
+    request_id: str | None = None
+    client_address: str | None = None
+    user_agent: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+
+def append(connection: sa.Connection, event: AuditEvent) -> None:
+    values = {name: getattr(event, name) for name in AuditEvent.__dataclass_fields__}
+    values.pop("id")
+    values["details"] = dict(event.details)
+    connection.execute(audit_events.insert().values(**values))
+
+
+def query(
+    connection: sa.Connection,
+    *,
+    filters: Mapping[str, Any],
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    before_id: int | None,
+    limit: int,
+) -> list[AuditEvent]:
+    """Events newest first, below `before_id` (keyset pagination: stable while events arrive)."""
+    conditions = [audit_events.c[key] == value for key, value in filters.items() if value]
+    if since is not None:
+        conditions.append(audit_events.c.occurred_at >= since)
+    if until is not None:
+        conditions.append(audit_events.c.occurred_at < until)
+    if before_id is not None:
+        conditions.append(audit_events.c.id < before_id)
+    rows = connection.execute(
+        sa.select(audit_events).where(*conditions).order_by(audit_events.c.id.desc()).limit(limit)
+    )
+    return [_event(row) for row in rows]
+
+
+def _event(row: sa.Row[Any]) -> AuditEvent:
+    values = dict(row._mapping)
+    occurred = values["occurred_at"]
+    if occurred.tzinfo is None:
+        values["occurred_at"] = occurred.replace(tzinfo=dt.UTC)
+    return AuditEvent(**values)

@@ -1,0 +1,241 @@
+"""Operations and their steps: enqueue, claim (SKIP LOCKED), guarded transitions, leases."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from service.store.tables import operation_steps, operations
+
+ACTIVE = ("queued", "running")
+FINISHED = ("succeeded", "failed", "interrupted", "cancelled")
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    position: int
+    revision: str
+    direction: str
+    started_at: dt.datetime
+    duration_ms: float
+    statement_count: int
+    sql: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class OperationRecord:
+    """One row of migctl_operations; `steps` only when asked for."""
+
+    id: int
+    database: str
+    action: str
+    revision: str
+    target_revisions: list[str]
+    expected_current: list[str] | None
+    purge: bool
+    reason: str | None
+    status: str
+    actor: str
+    request_id: str | None
+    client_address: str | None
+    user_agent: str | None
+    idempotency_key: str | None
+    request_hash: str | None
+    planned_steps: list[dict[str, str]]
+    heads_before: list[str] | None
+    heads_after: list[str] | None
+    requested_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    heartbeat_at: dt.datetime | None
+    lease_expires_at: dt.datetime | None
+    worker_id: str | None
+    error_code: str | None
+    error_type: str | None
+    error_message: str | None
+    failed_revision: str | None
+    failed_sql: str | None
+    steps: tuple[StepRecord, ...] = ()
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+def _record(row: sa.Row[Any], steps: Sequence[StepRecord] = ()) -> OperationRecord:
+    values = dict(row._mapping)
+    for key in ("requested_at", "started_at", "finished_at", "heartbeat_at", "lease_expires_at"):
+        values[key] = _aware(values[key])
+    return OperationRecord(**values, steps=tuple(steps))
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands DateTime(timezone=True) back naive; every time migctl writes is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def insert(connection: sa.Connection, values: Mapping[str, Any]) -> OperationRecord:
+    key = connection.execute(operations.insert().values(**values)).inserted_primary_key
+    assert key is not None
+    found = get(connection, int(key[0]))
+    assert found is not None
+    return found
+
+
+def get(
+    connection: sa.Connection, operation_id: int, *, with_steps: bool = False
+) -> OperationRecord | None:
+    row = connection.execute(sa.select(operations).where(operations.c.id == operation_id)).first()
+    if row is None:
+        return None
+    return _record(row, list_steps(connection, operation_id) if with_steps else ())
+
+
+def find_by_idempotency_key(
+    connection: sa.Connection, actor: str, key: str
+) -> OperationRecord | None:
+    query = sa.select(operations).where(
+        operations.c.actor == actor, operations.c.idempotency_key == key
+    )
+    row = connection.execute(query).first()
+    return None if row is None else _record(row)
+
+
+def list_steps(connection: sa.Connection, operation_id: int) -> list[StepRecord]:
+    query = (
+        sa.select(*(operation_steps.c[name] for name in StepRecord.__dataclass_fields__))
+        .where(operation_steps.c.operation_id == operation_id)
+        .order_by(operation_steps.c.position)
+    )
+    return [
+        StepRecord(**{**row._mapping, "started_at": _aware(row.started_at)})
+        for row in connection.execute(query)
+    ]
+
+
+def list_page(
+    connection: sa.Connection, *, filters: Mapping[str, str | None], first: int, last: int
+) -> tuple[list[OperationRecord], int]:
+    """Newest first; `filters` by database, status and action (None: any)."""
+    conditions = [operations.c[key] == value for key, value in filters.items() if value]
+    total = connection.execute(
+        sa.select(sa.func.count()).select_from(operations).where(*conditions)
+    ).scalar_one()
+    query = (
+        sa.select(operations)
+        .where(*conditions)
+        .order_by(operations.c.id.desc())
+        .offset(first)
+        .limit(last - first + 1)
+    )
+    return [_record(row) for row in connection.execute(query)], int(total)
+
+
+def latest_for(
+    connection: sa.Connection, database: str, statuses: Sequence[str]
+) -> OperationRecord | None:
+    query = (
+        sa.select(operations)
+        .where(operations.c.database == database, operations.c.status.in_(statuses))
+        .order_by(operations.c.id.desc())
+        .limit(1)
+    )
+    row = connection.execute(query).first()
+    return None if row is None else _record(row)
+
+
+def transition(
+    connection: sa.Connection,
+    operation_id: int,
+    *,
+    from_status: str,
+    to_status: str,
+    worker_id: str | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> bool:
+    """Move an operation from one status to another; False if it was not in `from_status`."""
+    conditions = [operations.c.id == operation_id, operations.c.status == from_status]
+    if worker_id is not None:
+        conditions.append(operations.c.worker_id == worker_id)
+    update = operations.update().where(*conditions).values(status=to_status, **(values or {}))
+    return connection.execute(update).rowcount == 1
+
+
+def claim_next(
+    connection: sa.Connection, worker_id: str, now: dt.datetime, lease: dt.timedelta
+) -> OperationRecord | None:
+    """Mark the oldest claimable queued operation running for `worker_id`, or return None.
+
+    Claimable: no older queued or running operation of the same database, so each database
+    runs its operations one at a time and in the order they were requested. SKIP LOCKED lets
+    concurrent claimers pass each other on PostgreSQL; SQLite serialises them with BEGIN
+    IMMEDIATE. The partial unique index is the guarantee behind both.
+    """
+    earlier = operations.alias("earlier")
+    blocked = sa.exists().where(
+        earlier.c.database == operations.c.database,
+        earlier.c.status.in_(ACTIVE),
+        earlier.c.id < operations.c.id,
+    )
+    query = (
+        sa.select(operations.c.id)
+        .where(operations.c.status == "queued", ~blocked)
+        .order_by(operations.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=operations)
+    )
+    candidate = connection.execute(query).scalar()
+    if candidate is None:
+        return None
+    values = {"started_at": now, "heartbeat_at": now, "lease_expires_at": now + lease}
+    try:
+        with connection.begin_nested():
+            claimed = transition(
+                connection,
+                candidate,
+                from_status="queued",
+                to_status="running",
+                values={"worker_id": worker_id, **values},
+            )
+    except sa.exc.IntegrityError:  # another worker's claim of this database won
+        return None
+    return get(connection, candidate) if claimed else None
+
+
+def heartbeat(
+    connection: sa.Connection,
+    operation_id: int,
+    worker_id: str,
+    now: dt.datetime,
+    lease: dt.timedelta,
+) -> bool:
+    """Extend the lease; False when the operation is no longer this worker's to run."""
+    update = (
+        operations.update()
+        .where(
+            operations.c.id == operation_id,
+            operations.c.worker_id == worker_id,
+            operations.c.status == "running",
+        )
+        .values(heartbeat_at=now, lease_expires_at=now + lease)
+    )
+    return connection.execute(update).rowcount == 1
+
+
+def expired(connection: sa.Connection, now: dt.datetime) -> list[OperationRecord]:
+    query = sa.select(operations).where(
+        operations.c.status == "running", operations.c.lease_expires_at < now
+    )
+    return [_record(row) for row in connection.execute(query)]
+
+
+def add_step(connection: sa.Connection, operation_id: int, step: StepRecord) -> None:
+    values = {name: getattr(step, name) for name in StepRecord.__dataclass_fields__}
+    connection.execute(operation_steps.insert().values(operation_id=operation_id, **values))

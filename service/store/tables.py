@@ -1,0 +1,105 @@
+"""The control tables (operations, their steps, audit events), with named constraints."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+STATUSES = ("queued", "running", "succeeded", "failed", "interrupted", "cancelled")
+ACTIONS = ("upgrade", "downgrade", "stamp")
+ONE_RUNNING_PER_DATABASE = "uq_migctl_operations_one_running_per_database"
+
+operations = sa.Table(
+    "migctl_operations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("database", sa.String(63), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("revision", sa.String(255), nullable=False),
+    sa.Column("target_revisions", sa.JSON, nullable=False),
+    sa.Column("expected_current", sa.JSON),
+    sa.Column("purge", sa.Boolean, nullable=False, default=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("request_id", sa.String(64)),
+    sa.Column("client_address", sa.String(64)),
+    sa.Column("user_agent", sa.String(255)),
+    sa.Column("idempotency_key", sa.String(255)),
+    sa.Column("request_hash", sa.String(64)),
+    sa.Column("planned_steps", sa.JSON, nullable=False),
+    sa.Column("heads_before", sa.JSON),
+    sa.Column("heads_after", sa.JSON),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True)),
+    sa.Column("lease_expires_at", sa.DateTime(timezone=True)),
+    sa.Column("worker_id", sa.String(128)),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("error_type", sa.String(255)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("failed_revision", sa.String(255)),
+    sa.Column("failed_sql", sa.Text),
+    sa.CheckConstraint(f"status IN {STATUSES!r}", name="status"),
+    sa.CheckConstraint(f"action IN {ACTIONS!r}", name="action"),
+    sa.UniqueConstraint("actor", "idempotency_key"),
+    sa.Index("ix_migctl_operations_database_id", "database", "id"),
+    sa.Index("ix_migctl_operations_status_id", "status", "id"),
+    # The database, not the code, guarantees one running operation per managed database.
+    sa.Index(
+        ONE_RUNNING_PER_DATABASE,
+        "database",
+        unique=True,
+        sqlite_where=sa.text("status = 'running'"),
+        postgresql_where=sa.text("status = 'running'"),
+    ),
+)
+
+operation_steps = sa.Table(
+    "migctl_operation_steps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "operation_id",
+        sa.Integer,
+        sa.ForeignKey("migctl_operations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("revision", sa.String(255), nullable=False),
+    sa.Column("direction", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("statement_count", sa.Integer, nullable=False),
+    sa.Column("sql", sa.Text, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.UniqueConstraint("operation_id", "position"),
+)
+
+audit_events = sa.Table(
+    "migctl_audit_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("database", sa.String(63)),
+    sa.Column("operation_id", sa.Integer),
+    sa.Column("request_id", sa.String(64)),
+    sa.Column("client_address", sa.String(64)),
+    sa.Column("user_agent", sa.String(255)),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Index("ix_migctl_audit_events_database_id", "database", "id"),
+    sa.Index("ix_migctl_audit_events_operation_id_id", "operation_id", "id"),
+)
