@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,7 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--bind", help="HOST:PORT (default MIGCTL_BIND or 127.0.0.1:8000)")
     serve.add_argument("--workers", type=int, help="processes (default MIGCTL_WORKERS)")
     serve.add_argument("--threads", type=int, help="threads per process (default MIGCTL_THREADS)")
+    serve.add_argument(
+        "--no-worker", action="store_true", help="serve the API only (run `migctl worker` apart)"
+    )
     serve.set_defaults(run=_serve)
+    worker = commands.add_parser("worker", help="run queued operations")
+    worker.set_defaults(run=_worker)
+    control_db = commands.add_parser("control-db", help="migctl's own database")
+    control_db_commands = control_db.add_subparsers(required=True, metavar="ACTION")
+    upgrade = control_db_commands.add_parser("upgrade", help="apply the control schema")
+    upgrade.set_defaults(run=_control_db_upgrade)
     check = commands.add_parser("check-config", help="validate the configuration and projects")
     check.add_argument("--connect", action="store_true", help="also read each database's state")
     check.set_defaults(run=_check_config)
@@ -69,9 +79,55 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     _configure_logging(settings.log_level)
+    _prepare_control_database(settings)
     overrides = {"bind": args.bind, "workers": args.workers, "threads": args.threads}
-    serve(settings, **{key: value for key, value in overrides.items() if value is not None})
+    worker = None if args.no_worker else _start_worker_process()
+    try:
+        serve(settings, **{key: value for key, value in overrides.items() if value is not None})
+    finally:
+        if worker is not None:
+            worker.terminate()  # it finishes its running operation within the grace period
+            worker.wait()
     return 0
+
+
+def _start_worker_process() -> subprocess.Popen[bytes]:
+    """The quick start's worker: `migctl worker` beside gunicorn, stopped with it."""
+    return subprocess.Popen([sys.executable, "-m", "service.cli", "worker"])
+
+
+def _worker(_args: argparse.Namespace) -> int:
+    from service.worker.loop import run_worker
+
+    settings = Settings.from_env()
+    _configure_logging(settings.log_level)
+    _prepare_control_database(settings)
+    run_worker(settings)
+    return 0
+
+
+def _control_db_upgrade(_args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    _configure_logging(settings.log_level)
+    _upgrade_control_schema(settings)
+    print(f"control database is up to date ({settings.control_database_url})")
+    return 0
+
+
+def _prepare_control_database(settings: Settings) -> None:
+    if settings.control_db_auto_upgrade:
+        _upgrade_control_schema(settings)
+
+
+def _upgrade_control_schema(settings: Settings) -> None:
+    from service.services.control import upgrade_control_schema
+    from service.store.db import ControlStore
+
+    store = ControlStore(settings.control_database_url.reveal())
+    try:
+        upgrade_control_schema(store)
+    finally:
+        store.dispose()
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -116,6 +172,8 @@ def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
     )
+    if level != "DEBUG":  # Alembic's plugin and context lines say nothing an operator needs
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 if __name__ == "__main__":

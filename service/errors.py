@@ -160,3 +160,29 @@ class PreconditionFailedError(MigctlError):
             expected_current=list(expected),
             current=list(actual),
         )
+
+
+class DatabaseLockedError(MigctlError):
+    """Another migration (another migctl, or one holding our lock) runs on this database."""
+
+    code = "database-locked"
+
+
+class MigrationFailedError(MigctlError):
+    """A revision raised while it ran; `revision` and `sql` say where and what ran."""
+
+    code = "migration-failed"
+
+    def __init__(self, revision: str, error: BaseException, sql: str) -> None:
+        super().__init__(
+            f"{revision}: {type(error).__name__}: {error}",
+            revision=revision,
+            error_type=type(error).__name__,
+            sql=sql,
+        )
+
+
+class JobStartError(MigctlError):
+    """The job process hung or died before it began migrating (nothing was changed)."""
+
+    code = "job-start-failed"

@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("heads_after", sa.JSON),
         sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True)),
+        sa.Column("executing_at", sa.DateTime(timezone=True)),
         sa.Column("finished_at", sa.DateTime(timezone=True)),
         sa.Column("heartbeat_at", sa.DateTime(timezone=True)),
         sa.Column("lease_expires_at", sa.DateTime(timezone=True)),

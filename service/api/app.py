@@ -11,15 +11,16 @@ from flask.wrappers import Response
 
 from service import __version__
 from service.api import docs
+from service.api.context import CONTROL_STORE, REGISTRY
 from service.api.fields import CONVERTERS, converter_schema
 from service.api.problems import domain_problem
-from service.api.resources import databases, health, previews, revisions
+from service.api.resources import audit, databases, health, operations, previews, revisions
 from service.api.smorest import Api
 from service.errors import MigctlError
 from service.services.registry import Registry
 from service.settings import Settings
+from service.store.db import ControlStore
 
-EXTENSION = "migctl"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("service")
     app.config.update(_api_config())
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep schema field order
-    app.extensions[EXTENSION] = Registry(settings)
+    app.extensions[REGISTRY] = Registry(settings)
+    app.extensions[CONTROL_STORE] = ControlStore(settings.control_database_url.reveal())
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
     app.register_error_handler(MigctlError, domain_problem)
@@ -40,7 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     for converter, pattern in CONVERTERS.values():
         api.register_converter(converter, converter_schema(pattern))
-    for resource in (databases, revisions, previews):
+    for resource in (databases, revisions, previews, operations, audit):
         api.register_blueprint(resource.blp, url_prefix="/api/v1")
     api.register_blueprint(health.blp)
     app.register_blueprint(docs.assets)

@@ -10,11 +10,16 @@ from werkzeug.exceptions import HTTPException
 
 from service.errors import (
     AmbiguousRevisionError,
+    ControlDatabaseUnavailableError,
     DatabaseNotFoundError,
     DatabaseUnavailableError,
+    IdempotencyKeyReusedError,
     MigctlError,
     MultipleHeadsError,
     OfflineUnsupportedError,
+    OperationConflictError,
+    OperationNotFoundError,
+    PreconditionFailedError,
     ProjectUnavailableError,
     RelativeStepError,
     RevisionNotFoundError,
@@ -38,6 +43,11 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     UnknownDatabaseRevisionError: (409, "Database at an unknown revision"),
     ProjectUnavailableError: (503, "Alembic project unavailable"),
     DatabaseUnavailableError: (503, "Database unavailable"),
+    ControlDatabaseUnavailableError: (503, "Control database unavailable"),
+    OperationNotFoundError: (404, "Operation not found"),
+    OperationConflictError: (409, "Operation not cancellable"),
+    IdempotencyKeyReusedError: (409, "Idempotency key reused"),
+    PreconditionFailedError: (409, "Precondition failed"),
 }
 
 # Codes for errors raised by Flask, werkzeug and webargs rather than by migctl.

@@ -37,6 +37,10 @@ class ProblemSchema(ma.Schema):
         allow_none=True, metadata={"description": "Project file at fault, relative to its folder"}
     )
     line = ma.fields.Integer(allow_none=True, metadata={"description": "Line in that file"})
+    operation_id = ma.fields.Integer(metadata={"description": "The operation concerned"})
+    operation_status = ma.fields.String(metadata={"description": "Its status now"})
+    expected_current = ma.fields.List(ma.fields.String(), metadata={"description": "As asked"})
+    current = ma.fields.List(ma.fields.String(), metadata={"description": "As recorded"})
 
 
 class Api(BaseApi):  # type: ignore[misc]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -40,9 +41,16 @@ def upgrade(connection: Connection) -> None:
         command.upgrade(_config(connection), "head")
 
 
+@functools.cache
+def _installed_heads() -> frozenset[str]:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    with alembic_environment({}):
+        return frozenset(ScriptDirectory.from_config(config).get_heads())
+
+
 def is_behind(connection: Connection) -> bool:
     """True while the control database lacks a revision of the installed schema."""
-    with alembic_environment({}):
-        heads = set(ScriptDirectory.from_config(_config(connection)).get_heads())
+    heads = _installed_heads()
     context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
     return set(context.get_current_heads()) != heads

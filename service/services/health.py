@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from service.errors import MigctlError
+from service.services.control import control_schema_behind
 from service.services.registry import Registry
+from service.store.db import ControlStore
 
 
 @dataclass(frozen=True)
@@ -22,17 +26,32 @@ class Readiness:
     checks: list[Check]
 
 
-def readiness(registry: Registry) -> Readiness:
-    """`ready`, `degraded` (some projects broken: the rest are served) or `unavailable`."""
+def readiness(registry: Registry, store: ControlStore) -> Readiness:
+    """`ready`; `degraded` while some projects are broken (the rest are served); `unavailable`
+    when the control database cannot be used, its schema is behind, or no project loads."""
+    control = _control_check(store)
     checks = [_project_check(registry, managed.database.name) for managed in registry.all()]
     broken = sum(not check.ok for check in checks)
-    if not broken:
-        status = "ready"
-    elif broken < len(checks):
+    if not control.ok or (checks and broken == len(checks)):
+        status = "unavailable"
+    elif broken:
         status = "degraded"
     else:
-        status = "unavailable"
-    return Readiness(status, checks)
+        status = "ready"
+    return Readiness(status, [control, *checks])
+
+
+def _control_check(store: ControlStore) -> Check:
+    try:
+        behind = control_schema_behind(store)
+    except (MigctlError, SQLAlchemyError) as exc:
+        detail = exc.detail if isinstance(exc, MigctlError) else type(exc).__name__
+        return Check("control-database", False, "control-database-unavailable", detail)
+    if behind:
+        return Check(
+            "control-database", False, "control-schema-behind", "run: migctl control-db upgrade"
+        )
+    return Check("control-database", True)
 
 
 def _project_check(registry: Registry, name: str) -> Check:

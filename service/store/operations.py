@@ -51,6 +51,7 @@ class OperationRecord:
     heads_after: list[str] | None
     requested_at: dt.datetime
     started_at: dt.datetime | None
+    executing_at: dt.datetime | None
     finished_at: dt.datetime | None
     heartbeat_at: dt.datetime | None
     lease_expires_at: dt.datetime | None
@@ -67,9 +68,19 @@ class OperationRecord:
         return self.status in FINISHED
 
 
+_TIMES = (
+    "requested_at",
+    "started_at",
+    "executing_at",
+    "finished_at",
+    "heartbeat_at",
+    "lease_expires_at",
+)
+
+
 def _record(row: sa.Row[Any], steps: Sequence[StepRecord] = ()) -> OperationRecord:
     values = dict(row._mapping)
-    for key in ("requested_at", "started_at", "finished_at", "heartbeat_at", "lease_expires_at"):
+    for key in _TIMES:
         values[key] = _aware(values[key])
     return OperationRecord(**values, steps=tuple(steps))
 
@@ -239,3 +250,45 @@ def expired(connection: sa.Connection, now: dt.datetime) -> list[OperationRecord
 def add_step(connection: sa.Connection, operation_id: int, step: StepRecord) -> None:
     values = {name: getattr(step, name) for name in StepRecord.__dataclass_fields__}
     connection.execute(operation_steps.insert().values(operation_id=operation_id, **values))
+
+
+QUEUE_CHANNEL = "migctl_operations"
+
+
+def notify_queued(connection: sa.Connection) -> None:
+    """Wake listening workers on PostgreSQL (delivered at COMMIT); polling covers SQLite."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text(f"NOTIFY {QUEUE_CHANNEL}"))
+
+
+def update_running(
+    connection: sa.Connection, operation_id: int, worker_id: str, values: Mapping[str, Any]
+) -> bool:
+    update = (
+        operations.update()
+        .where(
+            operations.c.id == operation_id,
+            operations.c.worker_id == worker_id,
+            operations.c.status == "running",
+        )
+        .values(**values)
+    )
+    return connection.execute(update).rowcount == 1
+
+
+def mark_rolled_back(connection: sa.Connection, operation_id: int, applied: set[str]) -> None:
+    """Steps recorded as done whose revision the database does not have were rolled back."""
+    for step in list_steps(connection, operation_id):
+        if (
+            step.direction == "upgrade"
+            and step.outcome == "succeeded"
+            and step.revision not in applied
+        ):
+            connection.execute(
+                operation_steps.update()
+                .where(
+                    operation_steps.c.operation_id == operation_id,
+                    operation_steps.c.position == step.position,
+                )
+                .values(outcome="rolled_back")
+            )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from flask.views import MethodView
 
-from service.api.context import registry
+from service.api.context import control_store, registry
 from service.api.smorest import Blueprint
 from service.services import health as service
 
@@ -41,9 +41,9 @@ class Ready(MethodView):
     @blp.response(200, ReadinessSchema)
     @blp.alt_response(503, schema=ReadinessSchema, description="No project can be served")
     def get(self):
-        """The service can answer: every Alembic project loads
+        """The service can answer: control database usable, every Alembic project loads
 
         `degraded` (still 200) when some projects are broken: the others are served.
         """
-        readiness = service.readiness(registry())
+        readiness = service.readiness(registry(), control_store())
         return readiness, 200 if readiness.status != "unavailable" else 503

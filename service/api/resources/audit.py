@@ -1,0 +1,72 @@
+"""The audit log: who asked for what, what happened, when. Read-only."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import request
+from flask.views import MethodView
+
+from service.api.context import control_store
+from service.api.smorest import Blueprint
+from service.services import audit as service
+
+blp = Blueprint("Audit", __name__, description="The append-only audit log.")
+
+
+class AuditEventSchema(ma.Schema):
+    id = ma.fields.Integer()
+    occurred_at = ma.fields.DateTime()
+    actor = ma.fields.String()
+    action = ma.fields.String(metadata={"description": "operation.requested, .started ..."})
+    outcome = ma.fields.String()
+    database = ma.fields.String(allow_none=True)
+    operation_id = ma.fields.Integer(allow_none=True)
+    request_id = ma.fields.String(allow_none=True)
+    client_address = ma.fields.String(allow_none=True)
+    user_agent = ma.fields.String(allow_none=True)
+    details = ma.fields.Dict()
+
+
+class AuditQueryArgsSchema(ma.Schema):
+    database = ma.fields.String(validate=ma.validate.Length(max=63))
+    actor = ma.fields.String(validate=ma.validate.Length(max=255))
+    action = ma.fields.String(validate=ma.validate.Length(max=64))
+    operation_id = ma.fields.Integer(validate=ma.validate.Range(min=1))
+    since = ma.fields.AwareDateTime(metadata={"description": "Events at or after (ISO 8601)"})
+    until = ma.fields.AwareDateTime(metadata={"description": "Events before (ISO 8601)"})
+    before = ma.fields.Integer(
+        validate=ma.validate.Range(min=1),
+        metadata={"description": "Events with a smaller id: the cursor of the next page"},
+    )
+    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
+
+
+@blp.route("/audit-events")
+class AuditEvents(MethodView):
+    @blp.arguments(AuditQueryArgsSchema, location="query")
+    @blp.response(
+        200,
+        AuditEventSchema(many=True),
+        headers={"Link": {"description": "rel=next: the next page", "schema": {"type": "string"}}},
+    )
+    def get(self, args):
+        """List audit events, newest first
+
+        Pages by cursor (`before`), so they stay stable while new events arrive; the `Link`
+        header names the next page.
+        """
+        filters = {key: args.get(key) for key in ("database", "actor", "action", "operation_id")}
+        page = service.list_audit_events(
+            control_store(),
+            filters=filters,
+            since=args.get("since"),
+            until=args.get("until"),
+            before=args.get("before"),
+            limit=args["limit"],
+        )
+        headers = {}
+        if page.next_before is not None:
+            query = {**request.args.to_dict(), "before": page.next_before}
+            next_url = request.base_url + "?" + "&".join(f"{k}={v}" for k, v in query.items())
+            headers["Link"] = f'<{next_url}>; rel="next"'
+        return page.events, 200, headers

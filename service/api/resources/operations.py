@@ -1,0 +1,184 @@
+"""Queued upgrades, downgrades and stamps: request, list, read (long-poll) and cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import url_for
+from flask.views import MethodView
+
+from service.api.context import control_store, registry, request_context
+from service.api.fields import revision_spec
+from service.api.smorest import Blueprint
+from service.migrator.plans import ACTIONS
+from service.services import operations as service
+from service.store.tables import STATUSES
+
+blp = Blueprint("Operations", __name__, description="Changes to a database, run by a worker.")
+
+_KEY = ma.validate.Regexp(r"^[\x21-\x7e]{1,255}$", error="1-255 visible ASCII characters.")
+
+
+class OperationCreateSchema(ma.Schema):
+    action = ma.fields.String(required=True, validate=ma.validate.OneOf(ACTIONS))
+    revision = revision_spec(required=True, metadata={"description": "heads, an id, -1, base ..."})
+    expected_current = ma.fields.List(
+        revision_spec(),
+        validate=ma.validate.Length(max=32),
+        metadata={"description": "Fail unless the database is at exactly these revisions"},
+    )
+    reason = ma.fields.String(validate=ma.validate.Length(max=1000))
+    purge = ma.fields.Boolean(load_default=False, metadata={"description": "stamp only"})
+
+    @ma.validates_schema
+    def _purge_is_for_stamps(self, data, **_kwargs):
+        if data.get("purge") and data.get("action") != "stamp":
+            raise ma.ValidationError("Only a stamp can purge the version table.", "purge")
+
+
+class PlannedStepSchema(ma.Schema):
+    revision = ma.fields.String()
+    direction = ma.fields.String()
+
+
+class StepSchema(PlannedStepSchema):
+    position = ma.fields.Integer()
+    started_at = ma.fields.DateTime()
+    duration_ms = ma.fields.Float()
+    statement_count = ma.fields.Integer()
+    sql = ma.fields.String()
+    outcome = ma.fields.String(metadata={"description": "succeeded, failed or rolled_back"})
+
+
+class ErrorSchema(ma.Schema):
+    code = ma.fields.String(attribute="error_code")
+    type = ma.fields.String(attribute="error_type")
+    message = ma.fields.String(attribute="error_message")
+    revision = ma.fields.String(attribute="failed_revision", allow_none=True)
+    sql = ma.fields.String(attribute="failed_sql", allow_none=True)
+
+
+class OperationSummarySchema(ma.Schema):
+    id = ma.fields.Integer()
+    database = ma.fields.String()
+    action = ma.fields.String()
+    revision = ma.fields.String()
+    target_revisions = ma.fields.List(ma.fields.String())
+    expected_current = ma.fields.List(ma.fields.String(), allow_none=True)
+    purge = ma.fields.Boolean()
+    reason = ma.fields.String(allow_none=True)
+    status = ma.fields.String(metadata={"description": ", ".join(STATUSES)})
+    actor = ma.fields.String()
+    request_id = ma.fields.String(allow_none=True)
+    planned_steps = ma.fields.List(ma.fields.Nested(PlannedStepSchema))
+    heads_before = ma.fields.List(ma.fields.String(), allow_none=True)
+    heads_after = ma.fields.List(ma.fields.String(), allow_none=True)
+    requested_at = ma.fields.DateTime()
+    started_at = ma.fields.DateTime(allow_none=True)
+    finished_at = ma.fields.DateTime(allow_none=True)
+    heartbeat_at = ma.fields.DateTime(allow_none=True)
+    error = ma.fields.Method("_error", metadata={"description": "Why it failed, else null"})
+
+    def _error(self, record):
+        return ErrorSchema().dump(record) if record.error_code else None
+
+
+class OperationSchema(OperationSummarySchema):
+    steps = ma.fields.List(ma.fields.Nested(StepSchema), metadata={"description": "As they ran"})
+
+
+class OperationQueryArgsSchema(ma.Schema):
+    status = ma.fields.String(validate=ma.validate.OneOf(STATUSES))
+    action = ma.fields.String(validate=ma.validate.OneOf(ACTIONS))
+    database = ma.fields.String(validate=ma.validate.Length(max=63))
+
+
+class WaitArgsSchema(ma.Schema):
+    wait = ma.fields.Float(
+        load_default=0,
+        validate=ma.validate.Range(min=0, max=service.MAX_WAIT_SECONDS),
+        metadata={"description": "Seconds to wait for the operation to end (long poll)"},
+    )
+
+
+class IdempotencyHeaderSchema(ma.Schema):
+    idempotency_key = ma.fields.String(data_key="Idempotency-Key", validate=_KEY)
+
+
+@blp.route("/databases/<dbname:db>/operations")
+class DatabaseOperations(MethodView):
+    @blp.arguments(OperationCreateSchema)
+    @blp.arguments(IdempotencyHeaderSchema, location="headers")
+    @blp.response(202, OperationSchema, headers={"Location": {"schema": {"type": "string"}}})
+    @blp.problems(404, 409, 422, 503)
+    def post(self, body, headers, db):
+        """Queue an upgrade, downgrade or stamp
+
+        The same `Idempotency-Key` with the same body gives back the same operation.
+        """
+        body["expected_current"] = _tuple_or_none(body.get("expected_current"))
+        record = service.request_operation(
+            registry(),
+            control_store(),
+            db,
+            service.OperationRequest(**body),
+            request_context(),
+            headers.get("idempotency_key"),
+        )
+        location = url_for("Operations.OperationById", operation_id=record.id)
+        return record, 202, {"Location": location}
+
+    @blp.arguments(OperationQueryArgsSchema(only=("status", "action")), location="query")
+    @blp.response(200, OperationSummarySchema(many=True))
+    @blp.paginate()
+    def get(self, args, db, pagination_parameters):
+        """List this database's operations, newest first"""
+        registry().get(db)
+        return _page({**args, "database": db}, pagination_parameters)
+
+
+@blp.route("/operations")
+class Operations(MethodView):
+    @blp.arguments(OperationQueryArgsSchema, location="query")
+    @blp.response(200, OperationSummarySchema(many=True))
+    @blp.paginate()
+    def get(self, args, pagination_parameters):
+        """List operations, newest first"""
+        return _page(args, pagination_parameters)
+
+
+@blp.route("/operations/<int:operation_id>")
+class OperationById(MethodView):
+    @blp.arguments(WaitArgsSchema, location="query")
+    @blp.response(200, OperationSchema)
+    @blp.problems(404, 503)
+    def get(self, args, operation_id):
+        """Get one operation with its steps
+
+        With `wait=N` (up to 60), answers as soon as the operation ends or N seconds pass.
+        """
+        return service.get_operation(control_store(), operation_id, wait=args["wait"])
+
+
+@blp.route("/operations/<int:operation_id>/cancel", methods=["POST"])
+@blp.response(200, OperationSchema)
+@blp.problems(404, 409, 503)
+def cancel(operation_id):
+    """Cancel a queued operation (409 once it runs)"""
+    return service.cancel_operation(control_store(), operation_id, request_context())
+
+
+def _page(filters: dict[str, Any], pagination_parameters: Any) -> list[Any]:
+    records, total = service.list_operations(
+        control_store(),
+        filters=filters,
+        first=pagination_parameters.first_item,
+        last=pagination_parameters.last_item,
+    )
+    pagination_parameters.item_count = total
+    return records
+
+
+def _tuple_or_none(values: list[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(values)

@@ -1,0 +1,220 @@
+"""Worker use cases: claim, heartbeat, run a claimed operation, finish it, reap lost ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from service.errors import JobStartError, MigctlError
+from service.migrator.runner import Job, Listener, StepOutcome, run_job
+from service.services.registry import Registry
+from service.store import audit
+from service.store import operations as ops
+from service.store.audit import AuditEvent
+from service.store.db import ControlStore, utcnow
+from service.store.operations import OperationRecord, StepRecord
+
+logger = logging.getLogger(__name__)
+WORKER = "worker"
+
+
+def claim_next(store: ControlStore, worker_id: str, lease_seconds: float) -> OperationRecord | None:
+    """Mark the next claimable operation running for this worker; audit `operation.started`."""
+    with store.transaction() as connection:
+        record = ops.claim_next(
+            connection, worker_id, utcnow(), dt.timedelta(seconds=lease_seconds)
+        )
+        if record is not None:
+            audit.append(connection, _event(record, "operation.started", "running", worker_id))
+    return record
+
+
+def heartbeat(store: ControlStore, operation_id: int, worker_id: str, lease_seconds: float) -> bool:
+    with store.transaction() as connection:
+        lease = dt.timedelta(seconds=lease_seconds)
+        return ops.heartbeat(connection, operation_id, worker_id, utcnow(), lease)
+
+
+def run_claimed(registry: Registry, store: ControlStore, operation_id: int, worker_id: str) -> str:
+    """Run a claimed operation to its end in this process; returns the final status."""
+    with store.transaction() as connection:
+        record = ops.get(connection, operation_id)
+    if record is None or record.status != "running" or record.worker_id != worker_id:
+        return "lost"
+    managed = registry.get(record.database)
+    job = Job(
+        database=managed.database,
+        action=record.action,
+        revision=record.revision,
+        purge=record.purge,
+        expected_current=tuple(record.expected_current) if record.expected_current else None,
+        lock_wait_seconds=registry.settings.job_start_timeout_seconds,
+    )
+    try:
+        run_job(managed.scripts, managed.graph(), job, _Recorder(store, record, worker_id))
+    except MigctlError as exc:
+        return finish(registry, store, record, worker_id, "failed", error=exc)
+    return finish(registry, store, record, worker_id, "succeeded")
+
+
+class _Recorder(Listener):
+    """Writes the plan made under the lock, then each step, to the control database."""
+
+    def __init__(self, store: ControlStore, record: OperationRecord, worker_id: str) -> None:
+        self.store, self.record, self.worker_id = store, record, worker_id
+        super().__init__(on_start=self._started, on_step=self._stepped)
+
+    def _started(self, heads: tuple[str, ...], planned: list[dict[str, str]]) -> None:
+        values = {"heads_before": list(heads), "planned_steps": planned, "executing_at": utcnow()}
+        with self.store.transaction() as connection:
+            ops.update_running(connection, self.record.id, self.worker_id, values)
+
+    def _stepped(self, step: StepOutcome) -> None:
+        with self.store.transaction() as connection:
+            ops.add_step(connection, self.record.id, _step_record(step))
+
+
+def _step_record(step: StepOutcome) -> StepRecord:
+    return StepRecord(
+        position=step.position,
+        revision=step.revision,
+        direction=step.direction,
+        started_at=step.started_at,
+        duration_ms=step.duration_ms,
+        statement_count=len(step.statements),
+        sql="".join(f"{statement};\n" for statement in step.statements),
+        outcome=step.outcome,
+    )
+
+
+def finish(
+    registry: Registry,
+    store: ControlStore,
+    record: OperationRecord,
+    worker_id: str,
+    status: str,
+    error: MigctlError | None = None,
+) -> str:
+    """End a running operation with the heads the database really has now."""
+    heads_after = _heads_now(registry, record.database)
+    values: dict[str, Any] = {"finished_at": utcnow(), "heads_after": heads_after}
+    if error is not None:
+        values.update(_error_values(error))
+    details = {"heads_after": heads_after, **({"error": error.detail} if error else {})}
+    with store.transaction() as connection:
+        moved = ops.transition(
+            connection,
+            record.id,
+            from_status="running",
+            to_status=status,
+            worker_id=worker_id,
+            values=values,
+        )
+        if moved:
+            if heads_after is not None:
+                ops.mark_rolled_back(
+                    connection, record.id, registry_applied(registry, record, heads_after)
+                )
+            audit.append(
+                connection, _event(record, f"operation.{status}", status, worker_id, details)
+            )
+    return status if moved else "lost"
+
+
+def registry_applied(registry: Registry, record: OperationRecord, heads: list[str]) -> set[str]:
+    graph = registry.get(record.database).graph()
+    return set(graph.applied(heads)) if not graph.unknown(heads) else set()
+
+
+def interrupt(
+    registry: Registry, store: ControlStore, record: OperationRecord, reason: str
+) -> bool:
+    """Mark a running operation whose worker or job died `interrupted`, never to be retried."""
+    heads_after = _heads_now(registry, record.database)
+    values = {
+        "finished_at": utcnow(),
+        "heads_after": heads_after,
+        "error_code": "interrupted",
+        "error_type": "Interrupted",
+        "error_message": reason,
+    }
+    with store.transaction() as connection:
+        moved = ops.transition(
+            connection, record.id, from_status="running", to_status="interrupted", values=values
+        )
+        if moved:
+            details = {"reason": reason, "heads_after": heads_after}
+            audit.append(
+                connection, _event(record, "operation.interrupted", "interrupted", WORKER, details)
+            )
+    return moved
+
+
+def reap_expired(registry: Registry, store: ControlStore) -> list[int]:
+    """Interrupt every running operation whose lease expired (its worker died)."""
+    with store.transaction() as connection:
+        expired = ops.expired(connection, utcnow())
+    return [
+        record.id
+        for record in expired
+        if interrupt(registry, store, record, "The worker's lease expired: it died or hung.")
+    ]
+
+
+def _heads_now(registry: Registry, name: str) -> list[str] | None:
+    managed = registry.get(name)
+    try:
+        return list(managed.state.current_heads(managed.graph()))
+    except MigctlError as exc:
+        logger.warning("cannot read heads of %s: %s", name, exc.detail)
+        return None
+
+
+def _error_values(error: MigctlError) -> dict[str, Any]:
+    context = error.context
+    return {
+        "error_code": error.code,
+        "error_type": context.get("error_type") or type(error).__name__,
+        "error_message": error.detail,
+        "failed_revision": context.get("revision"),
+        "failed_sql": context.get("sql"),
+    }
+
+
+def _event(
+    record: OperationRecord,
+    action: str,
+    outcome: str,
+    actor: str,
+    details: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    return AuditEvent(
+        actor=actor,
+        action=action,
+        outcome=outcome,
+        occurred_at=utcnow(),
+        database=record.database,
+        operation_id=record.id,
+        details={"requested_by": record.actor, **(details or {})},
+    )
+
+
+def current(store: ControlStore, operation_id: int) -> OperationRecord | None:
+    with store.transaction() as connection:
+        return ops.get(connection, operation_id)
+
+
+def fail_before_start(
+    registry: Registry, store: ControlStore, record: OperationRecord, worker_id: str, reason: str
+) -> str:
+    """The job never began migrating (env.py hung at import, or its process died first)."""
+    detail = (
+        f"The job did not start within {registry.settings.job_start_timeout_seconds:g} s "
+        "(a hanging import in env.py?)"
+        if reason == "start timeout"
+        else f"The job process ended before migrating ({reason})."
+    )
+    error = JobStartError(detail)
+    return finish(registry, store, record, worker_id, "failed", error=error)

@@ -1,0 +1,247 @@
+"""Use cases of queued operations: request, read, list, wait for and cancel one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from service.errors import (
+    IdempotencyKeyReusedError,
+    MigctlError,
+    OperationConflictError,
+    OperationNotFoundError,
+    PreconditionFailedError,
+    UnknownDatabaseRevisionError,
+)
+from service.migrator.plans import plan_steps, resolve_targets, step_direction, step_revision
+from service.services.context import RequestContext
+from service.services.registry import Managed, Registry
+from service.store import audit
+from service.store import operations as ops
+from service.store.audit import AuditEvent
+from service.store.db import ControlStore, utcnow
+from service.store.operations import OperationRecord
+
+MAX_WAIT_SECONDS = 60
+_WAIT_POLL_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class OperationRequest:
+    """What a client asks for: an action to a revision spec, with optional guards."""
+
+    action: str
+    revision: str
+    expected_current: tuple[str, ...] | None = None
+    reason: str | None = None
+    purge: bool = False
+
+    def fingerprint(self, database: str) -> str:
+        body = {"database": database, **self.__dict__}
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=list).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Plan:
+    current: tuple[str, ...]
+    targets: list[str]
+    steps: list[dict[str, str]]
+
+
+def request_operation(
+    registry: Registry,
+    store: ControlStore,
+    name: str,
+    request: OperationRequest,
+    context: RequestContext,
+    idempotency_key: str | None = None,
+) -> OperationRecord:
+    """Queue `request` for database `name`; the same Idempotency-Key gives the same operation.
+
+    Refusals (unknown database or revision, bad range, expected_current mismatch, reused key)
+    raise their MigctlError and are recorded as `operation.refused` audit events.
+    """
+    fingerprint = request.fingerprint(name)
+    try:
+        if idempotency_key:
+            replayed = _replay(store, context, idempotency_key, fingerprint)
+            if replayed is not None:
+                return replayed
+        plan = _plan(registry.get(name), request)
+    except MigctlError as exc:
+        _record_refusal(store, name, request, context, exc)
+        raise
+    values = _new_operation(name, request, context, plan, idempotency_key, fingerprint)
+    try:
+        with store.transaction() as connection:
+            record = ops.insert(connection, values)
+            audit.append(connection, _event(record, "operation.requested", "accepted", context))
+            ops.notify_queued(connection)
+    except sa.exc.IntegrityError:  # the same key raced in from a concurrent retry
+        replayed = _replay(store, context, idempotency_key or "", fingerprint)
+        if replayed is None:
+            raise
+        return replayed
+    return record
+
+
+def _replay(
+    store: ControlStore, context: RequestContext, key: str, fingerprint: str
+) -> OperationRecord | None:
+    with store.transaction() as connection:
+        found = ops.find_by_idempotency_key(connection, context.actor, key)
+    if found is not None and found.request_hash != fingerprint:
+        raise IdempotencyKeyReusedError(
+            f"Idempotency-Key {key!r} was used for another request (operation {found.id}).",
+            operation_id=found.id,
+        )
+    return found
+
+
+def _plan(managed: Managed, request: OperationRequest) -> Plan:
+    graph = managed.graph()
+    current = managed.state.current_heads(graph)
+    unknown = graph.unknown(current)
+    if unknown:
+        raise UnknownDatabaseRevisionError(managed.database.name, unknown)
+    if request.expected_current is not None and set(request.expected_current) != set(current):
+        raise PreconditionFailedError(request.expected_current, current)
+    start = () if request.purge else current
+    steps = plan_steps(graph, request.action, start, request.revision)
+    return Plan(
+        current=current,
+        targets=resolve_targets(graph, request.action, start, request.revision),
+        steps=[{"revision": step_revision(s), "direction": step_direction(s)} for s in steps],
+    )
+
+
+def _new_operation(
+    name: str,
+    request: OperationRequest,
+    context: RequestContext,
+    plan: Plan,
+    idempotency_key: str | None,
+    fingerprint: str,
+) -> dict[str, Any]:
+    return {
+        "database": name,
+        "action": request.action,
+        "revision": request.revision,
+        "target_revisions": plan.targets,
+        "expected_current": list(request.expected_current)
+        if request.expected_current is not None
+        else None,
+        "purge": request.purge,
+        "reason": request.reason,
+        "status": "queued",
+        "actor": context.actor,
+        "request_id": context.request_id,
+        "client_address": context.client_address,
+        "user_agent": context.user_agent,
+        "idempotency_key": idempotency_key,
+        "request_hash": fingerprint,
+        "planned_steps": plan.steps,
+        "heads_before": list(plan.current),
+        "requested_at": utcnow(),
+    }
+
+
+def _record_refusal(
+    store: ControlStore,
+    name: str,
+    request: OperationRequest,
+    context: RequestContext,
+    error: MigctlError,
+) -> None:
+    details = {**_jsonable(request.__dict__), "code": error.code, "detail": error.detail}
+    event = AuditEvent(
+        actor=context.actor,
+        action="operation.refused",
+        outcome="refused",
+        occurred_at=utcnow(),
+        database=name,
+        request_id=context.request_id,
+        client_address=context.client_address,
+        user_agent=context.user_agent,
+        details=details,
+    )
+    with store.transaction() as connection:
+        audit.append(connection, event)
+
+
+def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def _event(
+    record: OperationRecord,
+    action: str,
+    outcome: str,
+    context: RequestContext,
+    details: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    return AuditEvent(
+        actor=context.actor,
+        action=action,
+        outcome=outcome,
+        occurred_at=utcnow(),
+        database=record.database,
+        operation_id=record.id,
+        request_id=context.request_id,
+        client_address=context.client_address,
+        user_agent=context.user_agent,
+        details=details or {"revision": record.revision, "action": record.action},
+    )
+
+
+def get_operation(store: ControlStore, operation_id: int, *, wait: float = 0) -> OperationRecord:
+    """The operation with its steps; with `wait`, returns as soon as it ends or wait passes."""
+    deadline = time.monotonic() + min(wait, MAX_WAIT_SECONDS)
+    while True:
+        with store.transaction() as connection:
+            record = ops.get(connection, operation_id, with_steps=True)
+        if record is None:
+            raise OperationNotFoundError(operation_id)
+        if record.finished or time.monotonic() >= deadline:
+            return record
+        time.sleep(min(_WAIT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+
+def list_operations(
+    store: ControlStore, *, filters: Mapping[str, str | None], first: int, last: int
+) -> tuple[list[OperationRecord], int]:
+    with store.transaction() as connection:
+        return ops.list_page(connection, filters=filters, first=first, last=last)
+
+
+def cancel_operation(
+    store: ControlStore, operation_id: int, context: RequestContext
+) -> OperationRecord:
+    """Cancel a queued operation; OperationConflictError once it is no longer queued."""
+    with store.transaction() as connection:
+        record = ops.get(connection, operation_id)
+        if record is None:
+            raise OperationNotFoundError(operation_id)
+        cancelled = ops.transition(
+            connection,
+            operation_id,
+            from_status="queued",
+            to_status="cancelled",
+            values={"finished_at": utcnow()},
+        )
+        outcome = "cancelled" if cancelled else "refused"
+        audit.append(connection, _event(record, "operation.cancelled", outcome, context))
+    if not cancelled:
+        raise OperationConflictError(
+            f"Operation {operation_id} is {record.status}; only a queued operation can be "
+            "cancelled.",
+            operation_id=operation_id,
+            operation_status=record.status,
+        )
+    return get_operation(store, operation_id)

@@ -1,0 +1,1 @@
+"""The queue consumer: claims operations and runs each in a child process."""

@@ -1,0 +1,123 @@
+"""The worker loop: claim an operation, run it in a child process, heartbeat, reap, repeat."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from types import FrameType
+
+from service.services import execution
+from service.services.registry import Registry
+from service.settings import Settings
+from service.store.db import ControlStore
+from service.store.notifications import QueueListener
+from service.store.operations import OperationRecord
+
+logger = logging.getLogger(__name__)
+
+
+class Worker:
+    """Runs queued operations one at a time until SIGTERM; each in a child process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registry = Registry(settings)
+        self.store = ControlStore(settings.control_database_url.reveal())
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        logger.info("worker %s started", self.worker_id)
+        with QueueListener(self.store) as listener:
+            while not self.stopping.is_set():
+                execution.reap_expired(self.registry, self.store)
+                record = execution.claim_next(
+                    self.store, self.worker_id, self.settings.lease_seconds
+                )
+                if record is not None:
+                    self._run_child(record)
+                else:
+                    listener.wait(self.settings.worker_poll_seconds, self.stopping)
+        self.registry.close()
+        self.store.dispose()
+        logger.info("worker %s stopped", self.worker_id)
+
+    def _stop(self, signum: int, _frame: FrameType | None) -> None:
+        logger.info("worker %s: signal %d, finishing the running operation", self.worker_id, signum)
+        self.stopping.set()
+
+    def _run_child(self, record: OperationRecord) -> None:
+        command = [sys.executable, "-m", "service.worker.job", str(record.id), self.worker_id]
+        child = subprocess.Popen(command, preexec_fn=_die_with_parent)
+        logger.info("operation %d: job process %d", record.id, child.pid)
+        self._end_abandoned(record, self._supervise(record, child))
+
+    def _supervise(self, record: OperationRecord, child: subprocess.Popen[bytes]) -> str:
+        """Heartbeat while the child runs; stop it when it must; say how it ended."""
+        started = time.monotonic()
+        stop_deadline: float | None = None
+        while True:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=min(self.settings.heartbeat_seconds, 1.0))
+            if child.returncode is not None:
+                return f"exit {child.returncode}"
+            if not execution.heartbeat(
+                self.store, record.id, self.worker_id, self.settings.lease_seconds
+            ):
+                return _kill(child, "lease lost")
+            if self._start_timed_out(record, started):
+                return _kill(child, "start timeout")
+            if self.stopping.is_set():
+                grace = self.settings.shutdown_grace_seconds
+                stop_deadline = stop_deadline or time.monotonic() + grace
+                if time.monotonic() >= stop_deadline:
+                    return _kill(child, "shutdown")
+
+    def _start_timed_out(self, record: OperationRecord, started: float) -> bool:
+        if time.monotonic() - started < self.settings.job_start_timeout_seconds:
+            return False
+        current = execution.current(self.store, record.id)
+        return current is not None and current.executing_at is None
+
+    def _end_abandoned(self, record: OperationRecord, outcome: str) -> None:
+        """A job that ended without recording its end: failed if it never began, else
+        interrupted (the database may be part way)."""
+        current = execution.current(self.store, record.id)
+        if current is None or current.status != "running":
+            return
+        if outcome == "start timeout" or (current.executing_at is None and outcome != "shutdown"):
+            execution.fail_before_start(self.registry, self.store, current, self.worker_id, outcome)
+        else:
+            execution.interrupt(
+                self.registry, self.store, current, f"The job process stopped ({outcome})."
+            )
+
+
+def _kill(child: subprocess.Popen[bytes], reason: str) -> str:
+    child.kill()
+    child.wait()
+    return reason
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL if the worker dies, so no job outlives its supervisor."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def run_worker(settings: Settings) -> None:
+    Worker(settings).run()
