@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -258,11 +258,21 @@ def throwaway_database() -> Iterator[str]:
 
 
 def alembic(project: Project, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    result = run_alembic(project, {"DATABASE_URL": url}, *args)
+    stdout, stderr = result.stdout.decode(), result.stderr.decode()
+    return subprocess.CompletedProcess(result.args, result.returncode, stdout, stderr)
+
+
+def run_alembic(
+    project: Project, environ: Mapping[str, str], *args: str
+) -> subprocess.CompletedProcess[bytes]:
+    """The alembic CLI on the project, `environ` added to ours; output as bytes, unchanged."""
     command = [str(BIN / "alembic"), "-c", str(project.ini), *args]
-    environ = {**os.environ, "DATABASE_URL": url}
-    result = subprocess.run(command, env=environ, capture_output=True, text=True, check=False)
+    merged = {**os.environ, **environ}
+    result = subprocess.run(command, env=merged, capture_output=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{result.stderr[-2000:]}")
+        stderr = result.stderr.decode(errors="replace")
+        raise RuntimeError(f"{' '.join(args)} failed:\n{stderr[-2000:]}")
     return result
 
 
@@ -384,15 +394,19 @@ def fetch_once(port: int, path: str) -> tuple[int, bytes]:
         connection.close()
 
 
-def get(connection: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
-    connection.request("GET", path)
+def get(
+    connection: http.client.HTTPConnection, path: str, headers: Mapping[str, str] | None = None
+) -> tuple[int, bytes]:
+    connection.request("GET", path, headers=dict(headers or {}))
     response = connection.getresponse()
     return response.status, response.read()
 
 
-def timed_get(connection: http.client.HTTPConnection, path: str) -> float:
+def timed_get(
+    connection: http.client.HTTPConnection, path: str, headers: Mapping[str, str] | None = None
+) -> float:
     started = time.perf_counter()
-    status, body = get(connection, path)
+    status, body = get(connection, path, headers)
     elapsed_ms = (time.perf_counter() - started) * 1000
     if status != 200:
         raise RuntimeError(f"GET {path}: {status} {body[:500]!r}")
@@ -401,10 +415,21 @@ def timed_get(connection: http.client.HTTPConnection, path: str) -> float:
 
 def cold_request_ms(work: Path, environ: dict[str, str], name: str) -> float:
     """The first request to a freshly started server: both workers are cold."""
-    with running_server(work, environ, f"cold-{name}") as server:
+    return first_request_ms(work, environ, f"cold-{name}", ENDPOINTS[name])
+
+
+def first_request_ms(
+    work: Path,
+    environ: dict[str, str],
+    tag: str,
+    path: str,
+    headers: Mapping[str, str] | None = None,
+) -> float:
+    """Start a server, time its very first request (`path`), stop it."""
+    with running_server(work, environ, tag) as server:
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
         try:
-            return timed_get(connection, ENDPOINTS[name])
+            return timed_get(connection, path, headers)
         finally:
             connection.close()
 
