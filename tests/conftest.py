@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +20,9 @@ from flask.testing import FlaskClient
 
 from service.api.app import create_app
 from service.secrets import Secret
+from service.services.control import upgrade_control_schema
 from service.settings import ManagedDatabase, Settings
+from service.store.db import ControlStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLE = Path(__file__).parent.parent / "examples" / "shop"
@@ -157,9 +162,35 @@ def managed(
     )
 
 
+@functools.cache
+def _control_template() -> Path:
+    """A control database with the schema applied, made once per test process."""
+    path = Path(tempfile.mkdtemp(prefix="migctl-control-")) / "template.db"
+    store = ControlStore(f"sqlite:///{path}")
+    upgrade_control_schema(store)
+    store.dispose()
+    return path
+
+
+def fresh_control_url() -> str:
+    """A migrated, empty SQLite control database of its own."""
+    target = Path(tempfile.mkdtemp(prefix="migctl-control-")) / "control.db"
+    shutil.copyfile(_control_template(), target)
+    return f"sqlite:///{target}"
+
+
+def settings_for(*databases: ManagedDatabase, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "databases": tuple(databases),
+        "script_rescan_seconds": 0,
+        "control_database_url": Secret(fresh_control_url()),
+    }
+    return Settings(**{**values, **overrides})
+
+
 def client_for(*databases: ManagedDatabase, rescan_seconds: float = 0) -> FlaskClient:
     """A test client; by default every request checks every project file (no rescan delay)."""
-    app = create_app(Settings(databases=tuple(databases), script_rescan_seconds=rescan_seconds))
+    app = create_app(settings_for(*databases, script_rescan_seconds=rescan_seconds))
     app.config["TESTING"] = True
     return app.test_client()
 

@@ -16,8 +16,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from service.api.app import create_app
-from service.settings import Settings
-from tests.conftest import alembic, client_for, managed
+from tests.conftest import alembic, client_for, managed, settings_for
 from tests.test_database_state import table_names
 from tests.test_revision_specs import stamp
 
@@ -309,7 +308,7 @@ def test_many_previews_at_once_each_get_their_own_correct_text(
         managed(name, project(name), f"sqlite:///{tmp_path / (name + '.db')}")
         for name in ("linear", "branched", "example")
     ]
-    app = create_app(Settings(databases=tuple(databases), preview_cache_mb=0))
+    app = create_app(settings_for(*databases, preview_cache_mb=0))
     ranges = [
         (d.name, {"from": "base", "dialect": dialect, **extra})
         for d in databases
