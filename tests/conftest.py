@@ -198,3 +198,8 @@ def client_for(*databases: ManagedDatabase, rescan_seconds: float = 0) -> FlaskC
 @pytest.fixture
 def make_client() -> Callable[..., FlaskClient]:
     return client_for
+
+
+def first_token_lines(output: str) -> list[str]:
+    """The first word of each unindented line: how the alembic CLI lists revisions."""
+    return [line.split()[0] for line in output.splitlines() if line and not line[0].isspace()]

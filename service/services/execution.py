@@ -49,7 +49,9 @@ def run_claimed(registry: Registry, store: ControlStore, operation_id: int, work
         action=record.action,
         revision=record.revision,
         purge=record.purge,
-        expected_current=tuple(record.expected_current) if record.expected_current else None,
+        expected_current=None
+        if record.expected_current is None
+        else tuple(record.expected_current),
         lock_wait_seconds=registry.settings.job_start_timeout_seconds,
     )
     try:
