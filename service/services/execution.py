@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from service.errors import JobStartError, MigctlError
@@ -18,6 +18,7 @@ from service.store.operations import OperationRecord, StepRecord
 
 logger = logging.getLogger(__name__)
 WORKER = "worker"
+HeadsReader = Callable[[str], "list[str] | None"]
 
 
 def claim_next(store: ControlStore, worker_id: str, lease_seconds: float) -> OperationRecord | None:
@@ -57,8 +58,8 @@ def run_claimed(registry: Registry, store: ControlStore, operation_id: int, work
     try:
         run_job(managed.scripts, managed.graph(), job, _Recorder(store, record, worker_id))
     except MigctlError as exc:
-        return finish(registry, store, record, worker_id, "failed", error=exc)
-    return finish(registry, store, record, worker_id, "succeeded")
+        return finish(registry, store, record, worker_id, "failed", heads_now(registry), error=exc)
+    return finish(registry, store, record, worker_id, "succeeded", heads_now(registry))
 
 
 class _Recorder(Listener):
@@ -97,10 +98,11 @@ def finish(
     record: OperationRecord,
     worker_id: str,
     status: str,
+    read_heads: HeadsReader,
     error: MigctlError | None = None,
 ) -> str:
     """End a running operation with the heads the database really has now."""
-    heads_after = _heads_now(registry, record.database)
+    heads_after = read_heads(record.database)
     values: dict[str, Any] = {"finished_at": utcnow(), "heads_after": heads_after}
     if error is not None:
         values.update(_error_values(error))
@@ -131,10 +133,14 @@ def registry_applied(registry: Registry, record: OperationRecord, heads: list[st
 
 
 def interrupt(
-    registry: Registry, store: ControlStore, record: OperationRecord, reason: str
+    registry: Registry,
+    store: ControlStore,
+    record: OperationRecord,
+    reason: str,
+    read_heads: HeadsReader,
 ) -> bool:
     """Mark a running operation whose worker or job died `interrupted`, never to be retried."""
-    heads_after = _heads_now(registry, record.database)
+    heads_after = read_heads(record.database)
     values = {
         "finished_at": utcnow(),
         "heads_after": heads_after,
@@ -154,24 +160,35 @@ def interrupt(
     return moved
 
 
-def reap_expired(registry: Registry, store: ControlStore) -> list[int]:
+def reap_expired(registry: Registry, store: ControlStore, read_heads: HeadsReader) -> list[int]:
     """Interrupt every running operation whose lease expired (its worker died)."""
     with store.transaction() as connection:
         expired = ops.expired(connection, utcnow())
     return [
         record.id
         for record in expired
-        if interrupt(registry, store, record, "The worker's lease expired: it died or hung.")
+        if interrupt(
+            registry, store, record, "The worker's lease expired: it died or hung.", read_heads
+        )
     ]
 
 
-def _heads_now(registry: Registry, name: str) -> list[str] | None:
-    managed = registry.get(name)
-    try:
-        return list(managed.state.current_heads(managed.graph()))
-    except MigctlError as exc:
-        logger.warning("cannot read heads of %s: %s", name, exc.detail)
-        return None
+def heads_now(registry: Registry) -> HeadsReader:
+    """Reads heads in this process (through env.py once): for the job process only.
+
+    The worker itself must not run a project's env.py (it may hang or exit): it passes a
+    reader that asks a child process instead.
+    """
+
+    def read(name: str) -> list[str] | None:
+        managed = registry.get(name)
+        try:
+            return list(managed.state.current_heads(managed.graph()))
+        except MigctlError as exc:
+            logger.warning("cannot read heads of %s: %s", name, exc.detail)
+            return None
+
+    return read
 
 
 def _error_values(error: MigctlError) -> dict[str, Any]:
@@ -209,7 +226,12 @@ def current(store: ControlStore, operation_id: int) -> OperationRecord | None:
 
 
 def fail_before_start(
-    registry: Registry, store: ControlStore, record: OperationRecord, worker_id: str, reason: str
+    registry: Registry,
+    store: ControlStore,
+    record: OperationRecord,
+    worker_id: str,
+    reason: str,
+    read_heads: HeadsReader,
 ) -> str:
     """The job never began migrating (env.py hung at import, or its process died first)."""
     detail = (
@@ -219,4 +241,4 @@ def fail_before_start(
         else f"The job process ended before migrating ({reason})."
     )
     error = JobStartError(detail)
-    return finish(registry, store, record, worker_id, "failed", error=error)
+    return finish(registry, store, record, worker_id, "failed", read_heads, error=error)

@@ -20,6 +20,7 @@ from service.settings import Settings
 from service.store.db import ControlStore
 from service.store.notifications import QueueListener
 from service.store.operations import OperationRecord
+from service.worker.probe import read_heads_in_child
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class Worker:
         logger.info("worker %s started", self.worker_id)
         with QueueListener(self.store) as listener:
             while not self.stopping.is_set():
-                execution.reap_expired(self.registry, self.store)
+                execution.reap_expired(self.registry, self.store, self._read_heads)
                 record = execution.claim_next(
                     self.store, self.worker_id, self.settings.lease_seconds
                 )
@@ -96,11 +97,15 @@ class Worker:
         if current is None or current.status != "running":
             return
         if outcome == "start timeout" or (current.executing_at is None and outcome != "shutdown"):
-            execution.fail_before_start(self.registry, self.store, current, self.worker_id, outcome)
-        else:
-            execution.interrupt(
-                self.registry, self.store, current, f"The job process stopped ({outcome})."
+            execution.fail_before_start(
+                self.registry, self.store, current, self.worker_id, outcome, self._read_heads
             )
+        else:
+            reason = f"The job process stopped ({outcome})."
+            execution.interrupt(self.registry, self.store, current, reason, self._read_heads)
+
+    def _read_heads(self, database: str) -> list[str] | None:
+        return read_heads_in_child(database, self.settings.job_start_timeout_seconds)
 
 
 def _kill(child: subprocess.Popen[bytes], reason: str) -> str:
