@@ -34,6 +34,7 @@ class Worker:
         self.store = ControlStore(settings.control_database_url.reveal())
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
+        self._spare: subprocess.Popen[bytes] | None = None
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
@@ -41,6 +42,7 @@ class Worker:
         logger.info("worker %s started", self.worker_id)
         with QueueListener(self.store) as listener:
             while not self.stopping.is_set():
+                self._keep_a_spare()
                 execution.reap_expired(self.registry, self.store, self._read_heads)
                 record = execution.claim_next(
                     self.store, self.worker_id, self.settings.lease_seconds
@@ -49,6 +51,7 @@ class Worker:
                     self._run_child(record)
                 else:
                     listener.wait(self.settings.worker_poll_seconds, self.stopping)
+        self._drop_spare()
         self.registry.close()
         self.store.dispose()
         logger.info("worker %s stopped", self.worker_id)
@@ -58,10 +61,30 @@ class Worker:
         self.stopping.set()
 
     def _run_child(self, record: OperationRecord) -> None:
-        command = [sys.executable, "-m", "service.worker.job", str(record.id), self.worker_id]
-        child = subprocess.Popen(command, preexec_fn=_die_with_parent)
+        child = self._take_spare(record.id) or _job_process(self.worker_id, record.id)
         logger.info("operation %d: job process %d", record.id, child.pid)
         self._end_abandoned(record, self._supervise(record, child))
+
+    def _keep_a_spare(self) -> None:
+        """A job process that has imported everything waits for the next operation's id."""
+        if self._spare is None or self._spare.poll() is not None:
+            self._spare = _job_process(self.worker_id, None)
+
+    def _take_spare(self, operation_id: int) -> subprocess.Popen[bytes] | None:
+        spare, self._spare = self._spare, None
+        if spare is None or spare.poll() is not None or spare.stdin is None:
+            return None
+        try:
+            spare.stdin.write(f"{operation_id}\n".encode())
+            spare.stdin.close()
+        except OSError:
+            return None
+        return spare
+
+    def _drop_spare(self) -> None:
+        if self._spare is not None and self._spare.stdin is not None:
+            self._spare.stdin.close()  # it reads EOF and exits
+            self._spare.wait()
 
     def _supervise(self, record: OperationRecord, child: subprocess.Popen[bytes]) -> str:
         """Heartbeat while the child runs; stop it when it must; say how it ended."""
@@ -106,6 +129,14 @@ class Worker:
 
     def _read_heads(self, database: str) -> list[str] | None:
         return read_heads_in_child(database, self.settings.job_start_timeout_seconds)
+
+
+def _job_process(worker_id: str, operation_id: int | None) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "service.worker.job", worker_id]
+    if operation_id is not None:
+        command.append(str(operation_id))
+    stdin = subprocess.PIPE if operation_id is None else subprocess.DEVNULL
+    return subprocess.Popen(command, stdin=stdin, preexec_fn=_die_with_parent)
 
 
 def _kill(child: subprocess.Popen[bytes], reason: str) -> str:
