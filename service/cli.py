@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -44,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
     worker = commands.add_parser("worker", help="run queued operations")
     worker.set_defaults(run=_worker)
+    token = commands.add_parser("token", help="API tokens")
+    token_commands = token.add_subparsers(required=True, metavar="ACTION")
+    create = token_commands.add_parser("create", help="make a token; prints it once")
+    create.add_argument("--name", required=True, help="who uses it: ci-deploy, chat-bot ...")
+    create.add_argument("--role", required=True, choices=["viewer", "operator", "admin"])
+    create.add_argument("--database", action="append", default=[], help="limit to (repeat)")
+    create.set_defaults(run=_token_create)
     control_db = commands.add_parser("control-db", help="migctl's own database")
     control_db_commands = control_db.add_subparsers(required=True, metavar="ACTION")
     upgrade = control_db_commands.add_parser("upgrade", help="apply the control schema")
@@ -79,6 +87,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     _configure_logging(settings.log_level)
+    check_exposure(settings, args.bind or settings.bind)
     _prepare_control_database(settings)
     overrides = {"bind": args.bind, "workers": args.workers, "threads": args.threads}
     worker = None if args.no_worker else _start_worker_process()
@@ -89,6 +98,27 @@ def _serve(args: argparse.Namespace) -> int:
             worker.terminate()  # it finishes its running operation within the grace period
             worker.wait()
     return 0
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+def check_exposure(settings: Settings, bind: str) -> None:
+    """Without tokens, serve on loopback only, unless MIGCTL_AUTH=disabled says otherwise."""
+    logger = logging.getLogger("service.cli")
+    if settings.tokens_file is not None:
+        return
+    host = bind.rsplit(":", 1)[0] if ":" in bind else bind
+    if settings.auth_disabled:
+        logger.warning("MIGCTL_AUTH=disabled: anyone who reaches %s may change databases", bind)
+        return
+    if host not in LOOPBACK:
+        raise ConfigError(
+            f"No MIGCTL_TOKENS_FILE, and {bind} is not a loopback address: migctl will not "
+            "serve unauthenticated requests to the network. Create tokens (migctl token "
+            "create) or set MIGCTL_AUTH=disabled behind an authenticating gateway."
+        )
+    logger.warning("no MIGCTL_TOKENS_FILE: every caller on %s acts as 'anonymous' (admin)", bind)
 
 
 def _start_worker_process() -> subprocess.Popen[bytes]:
@@ -106,6 +136,19 @@ def _worker(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _token_create(args: argparse.Namespace) -> int:
+    from service.services.access import Role
+    from service.services.tokens import new_token, token_entry
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", args.name):
+        raise ConfigError("--name is 1-63 letters, digits, '.', '_' or '-'.")
+    token = new_token()
+    print(f"token (shown once; give it to {args.name}, store it as a secret):\n\n  {token}\n")
+    print("add to the file named by MIGCTL_TOKENS_FILE (picked up without a restart):\n")
+    print(token_entry(args.name, Role(args.role), args.database, token))
+    return 0
+
+
 def _control_db_upgrade(_args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     _configure_logging(settings.log_level)
@@ -120,8 +163,7 @@ def _prepare_control_database(settings: Settings) -> None:
 
 
 def _upgrade_control_schema(settings: Settings) -> None:
-    from service.services.control import upgrade_control_schema
-    from service.store.db import ControlStore
+    from service.services.control import ControlStore, upgrade_control_schema
 
     store = ControlStore(settings.control_database_url.reveal())
     try:

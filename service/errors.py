@@ -173,16 +173,35 @@ class MigrationFailedError(MigctlError):
 
     code = "migration-failed"
 
-    def __init__(self, revision: str, error: BaseException, sql: str) -> None:
-        super().__init__(
-            f"{revision}: {type(error).__name__}: {error}",
-            revision=revision,
-            error_type=type(error).__name__,
-            sql=sql,
-        )
+    def __init__(
+        self, revision: str, error: BaseException, sql: str, secrets: Sequence[str] = ()
+    ) -> None:
+        reason = str(getattr(error, "orig", None) or error).strip()
+        detail = f"{revision}: {type(error).__name__}: {reason}"
+        for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+            detail, sql = detail.replace(secret, "***"), sql.replace(secret, "***")
+        super().__init__(detail, revision=revision, error_type=type(error).__name__, sql=sql)
 
 
 class JobStartError(MigctlError):
     """The job process hung or died before it began migrating (nothing was changed)."""
 
     code = "job-start-failed"
+
+
+class UnauthenticatedError(MigctlError):
+    """No bearer token, or a token migctl does not know."""
+
+    code = "unauthenticated"
+
+
+class ForbiddenError(MigctlError):
+    """The token's role does not grant the permission the request needs."""
+
+    code = "forbidden"
+
+
+class PolicyRefusedError(MigctlError):
+    """The database's policy forbids this action (allow_downgrade / allow_stamp)."""
+
+    code = "policy-refused"

@@ -36,11 +36,27 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_WORKER_POLL_SECONDS",
         "MIGCTL_SHUTDOWN_GRACE_SECONDS",
         "MIGCTL_JOB_START_TIMEOUT_SECONDS",
+        "MIGCTL_TOKENS_FILE",
+        "MIGCTL_AUTH",
+        "MIGCTL_DOCS_PUBLIC",
+        "MIGCTL_MAX_BODY_BYTES",
+        "MIGCTL_CORS_ORIGINS",
     }
 )
 DATABASE_KEYS = frozenset(
-    {"url", "url_env", "alembic_config", "alembic_section", "environment", "description", "env"}
+    {
+        "url",
+        "url_env",
+        "alembic_config",
+        "alembic_section",
+        "environment",
+        "description",
+        "env",
+        "allow_downgrade",
+        "allow_stamp",
+    }
 )
+PRODUCTION = "production"
 DEFAULT_DATABASE_NAME = "default"
 EXAMPLE_DATABASE_NAME = "example"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -58,6 +74,8 @@ class ManagedDatabase:
     environment: str = ""
     description: str = ""
     env: Mapping[str, Secret] = field(default_factory=dict)
+    allow_downgrade: bool = True
+    allow_stamp: bool = True
 
     @property
     def masked_url(self) -> str:
@@ -92,6 +110,11 @@ class Settings:
     worker_poll_seconds: float = 1.0
     shutdown_grace_seconds: float = 60.0
     job_start_timeout_seconds: float = 60.0
+    tokens_file: Path | None = None
+    auth_disabled: bool = False
+    docs_public: bool = True
+    max_body_bytes: int = 65536
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -115,6 +138,7 @@ class Settings:
             ),
             control_db_auto_upgrade=_flag(env, "MIGCTL_CONTROL_DB_AUTO_UPGRADE", default=True),
             **_worker_timings(env),
+            **_access(env),
         )
 
     def database(self, name: str) -> ManagedDatabase | None:
@@ -153,7 +177,7 @@ def _seconds(env: Mapping[str, str], key: str, default: float) -> float:
     return value
 
 
-def _worker_timings(env: Mapping[str, str]) -> dict[str, float]:
+def _worker_timings(env: Mapping[str, str]) -> dict[str, Any]:
     timings = {
         "heartbeat_seconds": _seconds(env, "MIGCTL_HEARTBEAT_SECONDS", default=5.0),
         "lease_seconds": _seconds(env, "MIGCTL_LEASE_SECONDS", default=30.0),
@@ -169,6 +193,21 @@ def _worker_timings(env: Mapping[str, str]) -> dict[str, float]:
             "or a slow heartbeat would mark a live operation interrupted."
         )
     return timings
+
+
+def _access(env: Mapping[str, str]) -> dict[str, Any]:
+    auth = (env.get("MIGCTL_AUTH") or "enabled").lower()
+    if auth not in ("enabled", "disabled"):
+        raise ConfigError("MIGCTL_AUTH must be enabled or disabled.")
+    tokens = env.get("MIGCTL_TOKENS_FILE")
+    origins = [o.strip() for o in (env.get("MIGCTL_CORS_ORIGINS") or "").split(",") if o.strip()]
+    return {
+        "tokens_file": Path(tokens).absolute() if tokens else None,
+        "auth_disabled": auth == "disabled",
+        "docs_public": _flag(env, "MIGCTL_DOCS_PUBLIC", default=True),
+        "max_body_bytes": _positive_int(env, "MIGCTL_MAX_BODY_BYTES", default=65536),
+        "cors_origins": tuple(origins),
+    }
 
 
 def _flag(env: Mapping[str, str], key: str, default: bool) -> bool:
@@ -272,6 +311,7 @@ def _database_from_table(
         allowed = ", ".join(sorted(DATABASE_KEYS))
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {allowed}).")
     section = _string(table, "alembic_section", where) or "alembic"
+    environment = _string(table, "environment", where)
     ini_value = _string(table, "alembic_config", where)
     if not ini_value:
         raise ConfigError(f"{where}: key 'alembic_config' is missing.")
@@ -280,9 +320,12 @@ def _database_from_table(
         url=Secret(_database_url(table, where, env)),
         alembic_config=_checked_ini((path.parent / ini_value).absolute(), section, where),
         alembic_section=section,
-        environment=_string(table, "environment", where),
+        environment=environment,
         description=_string(table, "description", where),
         env=_env_table(table, where),
+        # Production is protected unless its table says otherwise.
+        allow_downgrade=_bool(table, "allow_downgrade", where, environment != PRODUCTION),
+        allow_stamp=_bool(table, "allow_stamp", where, environment != PRODUCTION),
     )
 
 
@@ -290,6 +333,13 @@ def _string(table: Mapping[str, Any], key: str, where: str) -> str:
     value = table.get(key, "")
     if not isinstance(value, str):
         raise ConfigError(f"{where}: key {key!r} must be a string.")
+    return value
+
+
+def _bool(table: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: key {key!r} must be true or false.")
     return value
 
 

@@ -13,14 +13,14 @@ from service.api.app import create_app
 from service.api.problems import PROBLEMS
 from service.cli import render_openapi
 from service.errors import MigctlError
-from service.settings import Settings
+from tests.conftest import settings_for
 
 SPEC = Path(__file__).parent.parent / "openapi" / "openapi.json"
 
 
 @pytest.fixture
 def app() -> Flask:
-    return create_app(Settings(databases=()))
+    return create_app(settings_for())
 
 
 def test_the_committed_openapi_spec_is_what_the_app_serves() -> None:
@@ -106,9 +106,13 @@ def test_request_ids_are_echoed_or_made_up(app: Flask) -> None:
 
 def test_the_docs_page_loads_every_asset_from_the_service_itself(app: Flask) -> None:
     client = app.test_client()
-    page = client.get("/docs").get_data(as_text=True)
+    response = client.get("/docs")
+    page = response.get_data(as_text=True)
+    response.close()
     assets = re.findall(r'(?:src|href)="([^"]+)"', page)
-    assert assets and all(url.startswith("/docs/assets/") for url in assets)
+    assert assets and all(url.startswith("/docs/") for url in assets)
+    assert "script-src 'self';" in response.headers["Content-Security-Policy"]
+    assert "<script>" not in page  # no inline script: the policy above can stay strict
     for url in assets:
         response = client.get(url)
         assert response.status_code == 200, url

@@ -5,22 +5,36 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from typing import Any
 
 from flask import Flask, g, request
 from flask.wrappers import Response
+from flask_cors import CORS
 
 from service import __version__
-from service.api import docs
+from service.api import docs, security
 from service.api.context import CONTROL_STORE, REGISTRY
 from service.api.fields import CONVERTERS, converter_schema
 from service.api.problems import domain_problem
 from service.api.resources import audit, databases, health, operations, previews, revisions
 from service.api.smorest import Api
 from service.errors import MigctlError
+from service.services.control import ControlStore
 from service.services.registry import Registry
 from service.settings import Settings
-from service.store.db import ControlStore
 
+CORS_RULES: dict[str, Any] = {
+    "allow_headers": [
+        "Authorization",
+        "Content-Type",
+        "Idempotency-Key",
+        "X-On-Behalf-Of",
+        "X-Request-ID",
+        "If-None-Match",
+    ],
+    "expose_headers": ["Location", "ETag", "Link", "X-Pagination", "X-Request-ID"],
+    "max_age": 600,
+}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 logger = logging.getLogger(__name__)
@@ -37,6 +51,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
     app.register_error_handler(MigctlError, domain_problem)
+    security.install(app, settings)
+    if settings.cors_origins:
+        CORS(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}}, **CORS_RULES)
     for name, (converter, _pattern) in CONVERTERS.items():
         app.url_map.converters[name] = converter
     api = Api(app)
@@ -45,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for resource in (databases, revisions, previews, operations, audit):
         api.register_blueprint(resource.blp, url_prefix="/api/v1")
     api.register_blueprint(health.blp)
-    app.register_blueprint(docs.assets)
+    app.register_blueprint(docs.page)
     return app
 
 
@@ -56,8 +73,6 @@ def _api_config() -> dict[str, object]:
         "OPENAPI_VERSION": "3.1.0",
         "OPENAPI_URL_PREFIX": "/",
         "OPENAPI_JSON_PATH": "openapi.json",
-        "OPENAPI_SWAGGER_UI_PATH": "docs",
-        "OPENAPI_SWAGGER_UI_URL": docs.ASSETS_URL,
         "API_SPEC_OPTIONS": {
             "info": {
                 "description": "Inspect and change the schema state of Alembic-managed "

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 
+from service.services.access import ANONYMOUS, Principal
 from service.services.context import RequestContext
+from service.services.control import ControlStore
 from service.services.registry import Registry
-from service.store.db import ControlStore
 
 REGISTRY = "migctl"
 CONTROL_STORE = "migctl.store"
 
 
 def registry() -> Registry:
+    """The managed databases this caller may see (others do not exist for it)."""
     found: Registry = current_app.extensions[REGISTRY]
-    return found
+    return found.limited_to(current_principal().databases)
+
+
+def current_principal() -> Principal:
+    principal: Principal = g.get("principal") or ANONYMOUS
+    return principal
 
 
 def control_store() -> ControlStore:
@@ -23,8 +30,12 @@ def control_store() -> ControlStore:
 
 
 def request_context() -> RequestContext:
-    """The caller as the audit log records it; the actor stays anonymous until tokens exist."""
+    """The caller as the audit log records it."""
+    principal = g.get("principal")
     return RequestContext(
+        actor=principal.name if principal is not None else "unauthenticated",
+        principal=principal or ANONYMOUS,
+        on_behalf_of=g.get("on_behalf_of"),
         request_id=g.get("request_id"),
         client_address=(request.remote_addr or "")[:64] or None,
         user_agent=(request.user_agent.string or "")[:255] or None,

@@ -13,17 +13,20 @@ from service.errors import (
     ControlDatabaseUnavailableError,
     DatabaseNotFoundError,
     DatabaseUnavailableError,
+    ForbiddenError,
     IdempotencyKeyReusedError,
     MigctlError,
     MultipleHeadsError,
     OfflineUnsupportedError,
     OperationConflictError,
     OperationNotFoundError,
+    PolicyRefusedError,
     PreconditionFailedError,
     ProjectUnavailableError,
     RelativeStepError,
     RevisionNotFoundError,
     RevisionSpecError,
+    UnauthenticatedError,
     UnknownDatabaseRevisionError,
 )
 
@@ -48,6 +51,9 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     OperationConflictError: (409, "Operation not cancellable"),
     IdempotencyKeyReusedError: (409, "Idempotency key reused"),
     PreconditionFailedError: (409, "Precondition failed"),
+    UnauthenticatedError: (401, "Unauthenticated"),
+    ForbiddenError: (403, "Forbidden"),
+    PolicyRefusedError: (403, "Refused by the database's policy"),
 }
 
 # Codes for errors raised by Flask, werkzeug and webargs rather than by migctl.

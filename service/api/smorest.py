@@ -41,6 +41,8 @@ class ProblemSchema(ma.Schema):
     operation_status = ma.fields.String(metadata={"description": "Its status now"})
     expected_current = ma.fields.List(ma.fields.String(), metadata={"description": "As asked"})
     current = ma.fields.List(ma.fields.String(), metadata={"description": "As recorded"})
+    permission = ma.fields.String(metadata={"description": "The permission the token lacks"})
+    role = ma.fields.String(metadata={"description": "The token's role"})
 
 
 class Api(BaseApi):  # type: ignore[misc]

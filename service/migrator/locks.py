@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -14,15 +15,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from service.errors import DatabaseLockedError
-
-
-def lock_identity(url: str) -> str:
-    """What the lock is keyed by: the database itself (host, port, name), not its alias."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return f"sqlite:{Path(parsed.database or '').resolve()}"
-    port = parsed.port or {"postgresql": 5432, "mysql": 3306}.get(parsed.get_backend_name(), 0)
-    return f"{parsed.get_backend_name()}:{parsed.host}:{port}/{parsed.database}"
 
 
 def advisory_key(identity: str) -> int:
@@ -39,7 +31,9 @@ def migration_lock(url: str, connection: sa.Connection, wait_seconds: float) -> 
     """
     backend = make_url(url).get_backend_name()
     if backend == "postgresql":
-        with _advisory_lock(connection, advisory_key(lock_identity(url)), wait_seconds):
+        # Advisory locks belong to one database already: one constant key, however the
+        # host is spelled (DNS name, IP, a pooler) in different configurations.
+        with _advisory_lock(connection, advisory_key("migctl:migration"), wait_seconds):
             yield
     elif backend == "sqlite":
         with _file_lock(make_url(url).database or "", wait_seconds):
@@ -61,10 +55,12 @@ def _advisory_lock(connection: sa.Connection, key: int, wait_seconds: float) -> 
     try:
         yield
     finally:
-        if not connection.closed:
-            connection.rollback()
-            connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-            connection.commit()
+        # A broken connection released the lock with it; never hide the real error.
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            if not connection.closed:
+                connection.rollback()
+                connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                connection.commit()
 
 
 @contextmanager

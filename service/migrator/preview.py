@@ -11,13 +11,13 @@ from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationStep
-from sqlalchemy.exc import SQLAlchemyError
 
 from service.errors import MigctlError, OfflineUnsupportedError
 from service.migrator.plans import plan_steps, step_direction, step_revision
 from service.migrator.sandbox import alembic_environment, env_py_failure
 from service.migrator.scripts import ProjectScripts, RevisionGraph
 from service.migrator.state import env_py_environ
+from service.secrets import redact, url_secrets
 from service.settings import ManagedDatabase
 
 
@@ -84,7 +84,8 @@ def _run_offline(
         "starting_rev": request.start or None,
         "destination_rev": request.to,
     }
-    secrets = [database.url.reveal(), *(value.reveal() for value in database.env.values())]
+    secrets = url_secrets(database.url.reveal()) + [v.reveal() for v in database.env.values()]
+    recorder.secrets = secrets
     with alembic_environment(env_py_environ(database, url), scripts.sys_path):
         recorder.buffer = buffer
         try:
@@ -92,7 +93,7 @@ def _run_offline(
                 graph.script.run_env()
         except (MigctlError, KeyboardInterrupt):
             raise
-        except (SQLAlchemyError, BaseException) as exc:  # env.py's offline branch failed
+        except BaseException as exc:  # env.py's offline branch failed
             raise env_py_failure(exc, graph.env_py_path, secrets) from None
     return buffer.getvalue()
 
@@ -106,6 +107,7 @@ class _Recorder:
         self.bounds: list[int] = []
         self.counts: list[int] = []
         self.unsupported: list[dict[str, str]] = []
+        self.secrets: list[str] = []
 
     def __call__(self, heads: tuple[str, ...], context: MigrationContext) -> Iterator[Any]:
         self._count_statements(context)
@@ -141,7 +143,7 @@ class _Recorder:
             try:
                 migration_fn(**kwargs)
             except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}".strip()
+                reason = redact(f"{type(exc).__name__}: {exc}".strip(), self.secrets)
                 self.unsupported.append({"revision": step_revision(step), "reason": reason})
 
         return run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,12 +16,18 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from service.errors import MigctlError, MigrationFailedError, PreconditionFailedError
+from service.errors import (
+    DatabaseUnavailableError,
+    MigctlError,
+    MigrationFailedError,
+    PreconditionFailedError,
+)
 from service.migrator.locks import migration_lock
 from service.migrator.plans import plan_steps, step_direction, step_revision
 from service.migrator.sandbox import alembic_environment, env_py_failure
 from service.migrator.scripts import ProjectScripts, RevisionGraph
 from service.migrator.state import env_py_environ
+from service.secrets import redact, url_secrets
 from service.settings import ManagedDatabase
 
 
@@ -72,10 +79,31 @@ def run_job(scripts: ProjectScripts, graph: RevisionGraph, job: Job, listener: L
     url = job.database.url.reveal()
     engine = _engine(url)
     try:
-        with engine.connect() as connection, migration_lock(url, connection, job.lock_wait_seconds):
+        with (
+            _connected(engine, job) as connection,
+            migration_lock(url, connection, job.lock_wait_seconds),
+        ):
             _run_env(scripts, graph, job, listener, connection)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _connected(engine: sa.Engine, job: Job) -> Iterator[sa.Connection]:
+    try:
+        connection = engine.connect()
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        detail = f"Cannot connect to database {job.database.name!r}: {reason}"
+        raise DatabaseUnavailableError(redact(detail, secrets_of(job.database))) from None
+    with connection:
+        yield connection
+
+
+def secrets_of(database: ManagedDatabase) -> list[str]:
+    """What must never be shown of a database: its URL, password and configured env values."""
+    url = database.url.reveal()
+    return url_secrets(url) + [value.reveal() for value in database.env.values()]
 
 
 def _run_env(
@@ -92,7 +120,7 @@ def _run_env(
     options = {"fn": run_steps(run), "as_sql": False, "destination_rev": job.revision}
     if job.action == "stamp":
         options["purge"] = job.purge
-    secrets = [url, *(value.reveal() for value in job.database.env.values())]
+    secrets = secrets_of(job.database)
     with alembic_environment(env_py_environ(job.database, url), scripts.sys_path):
         try:
             with EnvironmentContext(config, graph.script, **options):
@@ -102,8 +130,10 @@ def _run_env(
         except BaseException as exc:  # a revision or env.py raised, exited or failed to import
             if run.current is None:
                 raise env_py_failure(exc, graph.env_py_path, secrets) from None
+            # Failing in a step, or in the COMMIT after the last one: name that revision.
             _, step, mark, _ = run.current
-            raise MigrationFailedError(step_revision(step), exc, _joined(run.sql[mark:])) from exc
+            sql = _joined(run.sql[mark:])
+            raise MigrationFailedError(step_revision(step), exc, sql, secrets) from None
 
 
 def run_steps(run: _Run) -> Callable[[tuple[str, ...], MigrationContext], Iterator[Any]]:
@@ -139,14 +169,13 @@ def _each_step(run: _Run, steps: Sequence[MigrationStep]) -> Iterator[MigrationS
                 outcome="succeeded",
             )
         )
-    run.current = None
 
 
 def _capture(log: list[str]) -> Callable[..., None]:
     def capture(
-        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: Any
+        _conn: Any, _cursor: Any, statement: str, _parameters: Any, _context: Any, _many: Any
     ) -> None:
-        log.append(statement if not parameters else f"{statement} -- {parameters!r}")
+        log.append(statement)  # never the bound values: a data migration may carry secrets
 
     return capture
 

@@ -98,7 +98,7 @@ class ProjectScripts:
         layout = self._current_layout()
         signature = _signature(layout)
         if signature != self._signature or self._loaded is None:
-            self._loaded = self._load()
+            self._loaded = self._load(signature)
             self._signature = signature
         self._quick = _quick_signature(layout)
         self._next_rescan = time.monotonic() + self.rescan_seconds
@@ -135,12 +135,12 @@ class ProjectScripts:
             env_py=script.env_py_location,
         )
 
-    def _load(self) -> RevisionGraph | ProjectUnavailableError:
+    def _load(self, signature: str) -> RevisionGraph | ProjectUnavailableError:
         with alembic_environment({}, self.sys_path), warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
             try:
                 script = ScriptDirectory.from_config(self.config())
-                graph = RevisionGraph(script, self.directory)
+                graph = RevisionGraph(script, self.directory, signature)
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # revision files are user code: SystemExit too
@@ -155,8 +155,9 @@ class ProjectScripts:
 class RevisionGraph:
     """Read-only questions about a loaded revision graph; safe to share between threads."""
 
-    def __init__(self, script: ScriptDirectory, project_dir: Path) -> None:
+    def __init__(self, script: ScriptDirectory, project_dir: Path, signature: str = "") -> None:
         self.script = script
+        self.signature = signature  # of the files this graph was loaded from
         self.env_py_path = _relative(script.env_py_location, project_dir) or "env.py"
         self.map = script.revision_map
         self.newest_first = tuple(revision_info(s, project_dir) for s in script.walk_revisions())

@@ -54,9 +54,9 @@ class DatabaseState:
         if self._sqlite_file_missing():
             return ()
         discovered = self._discovered
-        if discovered is None or discovered[0] != self.scripts.signature:
+        if discovered is None or discovered[0] != graph.signature:
             heads, table = self._discover(graph)
-            self._discovered = (self.scripts.signature, table)
+            self._discovered = (graph.signature, table)
             return heads
         return self._read_heads(discovered[1])
 

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from service.services.context import RequestContext
 from service.store import audit
 from service.store.audit import AuditEvent
-from service.store.db import ControlStore
+from service.store.db import ControlStore, utcnow
+
+# A flood of bad tokens must not fill the log: per client address, at most this many
+# denial events a window (per process); the next event says how many were left out.
+DENIALS_PER_WINDOW = 5
+WINDOW_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,7 @@ def list_audit_events(
     until: dt.datetime | None = None,
     before: int | None = None,
     limit: int = 50,
+    databases: frozenset[str] | None = None,
 ) -> AuditPage:
     """Events below id `before` (newest first); `next_before` continues where this page ends.
 
@@ -32,8 +41,65 @@ def list_audit_events(
     """
     with store.transaction() as connection:
         events = audit.query(
-            connection, filters=filters, since=since, until=until, before_id=before, limit=limit + 1
+            connection,
+            filters=filters,
+            since=since,
+            until=until,
+            before_id=before,
+            limit=limit + 1,
+            databases=databases,
         )
     more = len(events) > limit
     events = events[:limit]
     return AuditPage(events, events[-1].id if more and events else None)
+
+
+class _DenialLimiter:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[float, int, int]] = {}  # start, written, suppressed
+
+    def admit(self, address: str) -> int | None:
+        """None to suppress this event; else how many were suppressed before it."""
+        now = time.monotonic()
+        with self._lock:
+            if len(self._windows) > 10_000:
+                self._windows.clear()
+            start, written, suppressed = self._windows.get(address, (now, 0, 0))
+            if now - start >= WINDOW_SECONDS:
+                start, written = now, 0
+            if written >= DENIALS_PER_WINDOW:
+                self._windows[address] = (start, written, suppressed + 1)
+                return None
+            self._windows[address] = (start, written + 1, 0)
+            return suppressed
+
+
+_limiter = _DenialLimiter()
+
+
+def record_denial(
+    store: ControlStore, context: RequestContext, *, code: str, reason: str, target: str
+) -> None:
+    """Audit a refused authentication (rate-limited per client address)."""
+    suppressed = _limiter.admit(context.client_address or "-")
+    if suppressed is None:
+        return
+    event = AuditEvent(
+        actor=context.actor,
+        on_behalf_of=context.on_behalf_of,
+        action="auth.denied",
+        outcome="refused",
+        occurred_at=utcnow(),
+        request_id=context.request_id,
+        client_address=context.client_address,
+        user_agent=context.user_agent,
+        details={
+            "code": code,
+            "reason": reason,
+            "request": target,
+            "suppressed_before": suppressed,
+        },
+    )
+    with store.transaction() as connection:
+        audit.append(connection, event)

@@ -7,7 +7,7 @@ import logging
 import sqlalchemy as sa
 
 from service.migrator import control_schema
-from service.store.db import ControlStore
+from service.store.db import ControlStore as ControlStore  # for api/ and worker/
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,9 @@ from service.store import audit
 from service.store import operations as ops
 from service.store.audit import AuditEvent
 from service.store.db import ControlStore, utcnow
-from service.store.operations import OperationRecord, StepRecord
+from service.store.notifications import QueueListener as QueueListener
+from service.store.operations import OperationRecord as OperationRecord
+from service.store.operations import StepRecord
 
 logger = logging.getLogger(__name__)
 WORKER = "worker"
@@ -53,7 +55,8 @@ def run_claimed(registry: Registry, store: ControlStore, operation_id: int, work
         expected_current=None
         if record.expected_current is None
         else tuple(record.expected_current),
-        lock_wait_seconds=registry.settings.job_start_timeout_seconds,
+        # Shorter than the worker's start timeout, so a busy lock is reported as such.
+        lock_wait_seconds=registry.settings.job_start_timeout_seconds / 2,
     )
     try:
         run_job(managed.scripts, managed.graph(), job, _Recorder(store, record, worker_id))
@@ -117,19 +120,25 @@ def finish(
             values=values,
         )
         if moved:
-            if heads_after is not None:
-                ops.mark_rolled_back(
-                    connection, record.id, registry_applied(registry, record, heads_after)
-                )
+            _reconcile_steps(connection, registry, record, heads_after)
             audit.append(
                 connection, _event(record, f"operation.{status}", status, worker_id, details)
             )
     return status if moved else "lost"
 
 
-def registry_applied(registry: Registry, record: OperationRecord, heads: list[str]) -> set[str]:
-    graph = registry.get(record.database).graph()
-    return set(graph.applied(heads)) if not graph.unknown(heads) else set()
+def _reconcile_steps(
+    connection: Any, registry: Registry, record: OperationRecord, heads: list[str] | None
+) -> None:
+    """Mark the steps the database does not show as rolled back (unknown heads: leave them)."""
+    if heads is None:
+        return
+    try:
+        graph = registry.get(record.database).graph()
+    except MigctlError:
+        return
+    if not graph.unknown(heads):
+        ops.mark_rolled_back(connection, record.id, set(graph.applied(heads)))
 
 
 def interrupt(
@@ -138,6 +147,7 @@ def interrupt(
     record: OperationRecord,
     reason: str,
     read_heads: HeadsReader,
+    actor: str = WORKER,
 ) -> bool:
     """Mark a running operation whose worker or job died `interrupted`, never to be retried."""
     heads_after = read_heads(record.database)
@@ -153,24 +163,35 @@ def interrupt(
             connection, record.id, from_status="running", to_status="interrupted", values=values
         )
         if moved:
+            _reconcile_steps(connection, registry, record, heads_after)
             details = {"reason": reason, "heads_after": heads_after}
             audit.append(
-                connection, _event(record, "operation.interrupted", "interrupted", WORKER, details)
+                connection, _event(record, "operation.interrupted", "interrupted", actor, details)
             )
     return moved
 
 
-def reap_expired(registry: Registry, store: ControlStore, read_heads: HeadsReader) -> list[int]:
-    """Interrupt every running operation whose lease expired (its worker died)."""
+def reap_expired(
+    registry: Registry, store: ControlStore, read_heads: HeadsReader, reaper: str
+) -> list[int]:
+    """End every running operation whose lease expired (its worker died): `interrupted`,
+    or `failed` when its job had not begun migrating (nothing changed)."""
     with store.transaction() as connection:
         expired = ops.expired(connection, utcnow())
-    return [
-        record.id
-        for record in expired
-        if interrupt(
-            registry, store, record, "The worker's lease expired: it died or hung.", read_heads
-        )
-    ]
+    reaped = []
+    for record in expired:
+        if record.executing_at is None:
+            ended = fail_before_start(
+                registry, store, record, record.worker_id or "", "lease expired", read_heads
+            )
+            if ended != "lost":
+                reaped.append(record.id)
+        elif interrupt(registry, store, record, _LEASE_EXPIRED, read_heads, actor=reaper):
+            reaped.append(record.id)
+    return reaped
+
+
+_LEASE_EXPIRED = "The worker's lease expired: it died or hung."
 
 
 def heads_now(registry: Registry) -> HeadsReader:
@@ -220,7 +241,7 @@ def _event(
     )
 
 
-def current(store: ControlStore, operation_id: int) -> OperationRecord | None:
+def load_operation(store: ControlStore, operation_id: int) -> OperationRecord | None:
     with store.transaction() as connection:
         return ops.get(connection, operation_id)
 

@@ -19,7 +19,9 @@ from service.errors import (
     PreconditionFailedError,
     UnknownDatabaseRevisionError,
 )
+from service.migrator.plans import ACTIONS as ACTIONS
 from service.migrator.plans import plan_steps, resolve_targets, step_direction, step_revision
+from service.services.access import ANONYMOUS, Permission, Principal, check_policy
 from service.services.context import RequestContext
 from service.services.registry import Managed, Registry
 from service.store import audit
@@ -27,6 +29,7 @@ from service.store import operations as ops
 from service.store.audit import AuditEvent
 from service.store.db import ControlStore, utcnow
 from service.store.operations import OperationRecord
+from service.store.tables import STATUSES as STATUSES
 
 MAX_WAIT_SECONDS = 60
 _WAIT_POLL_SECONDS = 0.2
@@ -73,7 +76,10 @@ def request_operation(
             replayed = _replay(store, context, idempotency_key, fingerprint)
             if replayed is not None:
                 return replayed
-        plan = _plan(registry.get(name), request)
+        managed = registry.get(name)
+        context.principal.require(Permission(request.action), name)
+        check_policy(managed.database, request.action)
+        plan = _plan(managed, request)
     except MigctlError as exc:
         _record_refusal(store, name, request, context, exc)
         raise
@@ -84,7 +90,11 @@ def request_operation(
             audit.append(connection, _event(record, "operation.requested", "accepted", context))
             ops.notify_queued(connection)
     except sa.exc.IntegrityError:  # the same key raced in from a concurrent retry
-        replayed = _replay(store, context, idempotency_key or "", fingerprint)
+        try:
+            replayed = _replay(store, context, idempotency_key or "", fingerprint)
+        except MigctlError as exc:
+            _record_refusal(store, name, request, context, exc)
+            raise
         if replayed is None:
             raise
         return replayed
@@ -141,6 +151,7 @@ def _new_operation(
         "reason": request.reason,
         "status": "queued",
         "actor": context.actor,
+        "on_behalf_of": context.on_behalf_of,
         "request_id": context.request_id,
         "client_address": context.client_address,
         "user_agent": context.user_agent,
@@ -162,6 +173,7 @@ def _record_refusal(
     details = {**_jsonable(request.__dict__), "code": error.code, "detail": error.detail}
     event = AuditEvent(
         actor=context.actor,
+        on_behalf_of=context.on_behalf_of,
         action="operation.refused",
         outcome="refused",
         occurred_at=utcnow(),
@@ -188,6 +200,7 @@ def _event(
 ) -> AuditEvent:
     return AuditEvent(
         actor=context.actor,
+        on_behalf_of=context.on_behalf_of,
         action=action,
         outcome=outcome,
         occurred_at=utcnow(),
@@ -200,13 +213,19 @@ def _event(
     )
 
 
-def get_operation(store: ControlStore, operation_id: int, *, wait: float = 0) -> OperationRecord:
+def get_operation(
+    store: ControlStore,
+    operation_id: int,
+    *,
+    wait: float = 0,
+    principal: Principal = ANONYMOUS,
+) -> OperationRecord:
     """The operation with its steps; with `wait`, returns as soon as it ends or wait passes."""
     deadline = time.monotonic() + min(wait, MAX_WAIT_SECONDS)
     while True:
         with store.transaction() as connection:
             record = ops.get(connection, operation_id, with_steps=True)
-        if record is None:
+        if record is None or not principal.sees(record.database):
             raise OperationNotFoundError(operation_id)
         if record.finished or time.monotonic() >= deadline:
             return record
@@ -214,34 +233,55 @@ def get_operation(store: ControlStore, operation_id: int, *, wait: float = 0) ->
 
 
 def list_operations(
-    store: ControlStore, *, filters: Mapping[str, str | None], first: int, last: int
+    store: ControlStore,
+    *,
+    filters: Mapping[str, str | None],
+    first: int,
+    last: int,
+    principal: Principal = ANONYMOUS,
 ) -> tuple[list[OperationRecord], int]:
     with store.transaction() as connection:
-        return ops.list_page(connection, filters=filters, first=first, last=last)
+        return ops.list_page(
+            connection, filters=filters, databases=principal.databases, first=first, last=last
+        )
 
 
 def cancel_operation(
     store: ControlStore, operation_id: int, context: RequestContext
 ) -> OperationRecord:
-    """Cancel a queued operation; OperationConflictError once it is no longer queued."""
+    """Cancel a queued operation; OperationConflictError once it is no longer queued,
+    ForbiddenError for a role that may not cancel. Every attempt is audited."""
     with store.transaction() as connection:
         record = ops.get(connection, operation_id)
-        if record is None:
+        if record is None or not context.principal.sees(record.database):
             raise OperationNotFoundError(operation_id)
-        cancelled = ops.transition(
+        refusal = _cancel_refusal(context.principal, record)
+        cancelled = refusal is None and ops.transition(
             connection,
             operation_id,
             from_status="queued",
             to_status="cancelled",
             values={"finished_at": utcnow()},
         )
+        if not cancelled and refusal is None:
+            now = ops.get(connection, operation_id) or record  # it may have moved meanwhile
+            refusal = OperationConflictError(
+                f"Operation {operation_id} is {now.status}; only a queued operation can be "
+                "cancelled.",
+                operation_id=operation_id,
+                operation_status=now.status,
+            )
+        details = {} if refusal is None else {"code": refusal.code, "detail": refusal.detail}
         outcome = "cancelled" if cancelled else "refused"
-        audit.append(connection, _event(record, "operation.cancelled", outcome, context))
-    if not cancelled:
-        raise OperationConflictError(
-            f"Operation {operation_id} is {record.status}; only a queued operation can be "
-            "cancelled.",
-            operation_id=operation_id,
-            operation_status=record.status,
-        )
-    return get_operation(store, operation_id)
+        audit.append(connection, _event(record, "operation.cancelled", outcome, context, details))
+    if refusal is not None:
+        raise refusal
+    return get_operation(store, operation_id, principal=context.principal)
+
+
+def _cancel_refusal(principal: Principal, record: OperationRecord) -> MigctlError | None:
+    try:
+        principal.require(Permission.CANCEL, record.database)
+    except MigctlError as exc:
+        return exc
+    return None

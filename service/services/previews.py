@@ -50,7 +50,7 @@ def preview_sql(
     graph = managed.graph()
     start = _start(managed, graph, from_)
     request = PreviewRequest(managed.database, action, start, to or DEFAULT_TO[action], dialect)
-    key = (managed.scripts.signature, name, action, start, request.to, dialect)
+    key = (graph.signature, name, action, start, request.to, dialect)
     cached = registry.previews.get(key)
     if cached is None:
         cached = _describe(name, graph, request, render_preview(managed.scripts, graph, request))

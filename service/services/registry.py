@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,6 +57,14 @@ class Registry:
             return self._managed[name]
         except KeyError:
             raise DatabaseNotFoundError(name) from None
+
+    def limited_to(self, names: frozenset[str] | None) -> Registry:
+        """A view that knows only `names` (all databases when None); caches are shared."""
+        if names is None:
+            return self
+        view = copy.copy(self)
+        view._managed = {name: m for name, m in self._managed.items() if name in names}
+        return view
 
     def all(self) -> list[Managed]:
         return list(self._managed.values())

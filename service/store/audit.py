@@ -20,6 +20,7 @@ class AuditEvent:
     action: str
     outcome: str
     occurred_at: dt.datetime
+    on_behalf_of: str | None = None
     database: str | None = None
     operation_id: int | None = None
     request_id: str | None = None
@@ -44,13 +45,18 @@ def query(
     until: dt.datetime | None,
     before_id: int | None,
     limit: int,
+    databases: frozenset[str] | None = None,
 ) -> list[AuditEvent]:
-    """Events newest first, below `before_id` (keyset pagination: stable while events arrive)."""
+    """Events newest first, below `before_id` (keyset pagination: stable while events arrive);
+    only events of `databases` when it is given."""
     conditions = [audit_events.c[key] == value for key, value in filters.items() if value]
+    if databases is not None:
+        conditions.append(audit_events.c.database.in_(sorted(databases)))
+    # Stored in UTC (as text on SQLite): compare in UTC whatever offset the client sent.
     if since is not None:
-        conditions.append(audit_events.c.occurred_at >= since)
+        conditions.append(audit_events.c.occurred_at >= since.astimezone(dt.UTC))
     if until is not None:
-        conditions.append(audit_events.c.occurred_at < until)
+        conditions.append(audit_events.c.occurred_at < until.astimezone(dt.UTC))
     if before_id is not None:
         conditions.append(audit_events.c.id < before_id)
     rows = connection.execute(

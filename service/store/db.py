@@ -71,7 +71,8 @@ class ControlStore:
         try:
             with self.engine.begin() as connection:
                 yield connection
-        except sa.exc.OperationalError as exc:
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.InterfaceError) as exc:
+            # Down, unreachable, or its schema behind: a 503 that names it, never a 500.
             raise ControlDatabaseUnavailableError(_first_line(exc)) from exc
 
     def dispose(self) -> None:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from service.store.tables import operation_steps, operations
 
 ACTIVE = ("queued", "running")
+MAX_OFFSET = 2**31 - 1  # a page number far past the end must not overflow the driver
 FINISHED = ("succeeded", "failed", "interrupted", "cancelled")
 
 
@@ -41,6 +42,7 @@ class OperationRecord:
     reason: str | None
     status: str
     actor: str
+    on_behalf_of: str | None
     request_id: str | None
     client_address: str | None
     user_agent: str | None
@@ -132,10 +134,18 @@ def list_steps(connection: sa.Connection, operation_id: int) -> list[StepRecord]
 
 
 def list_page(
-    connection: sa.Connection, *, filters: Mapping[str, str | None], first: int, last: int
+    connection: sa.Connection,
+    *,
+    filters: Mapping[str, str | None],
+    databases: frozenset[str] | None,
+    first: int,
+    last: int,
 ) -> tuple[list[OperationRecord], int]:
-    """Newest first; `filters` by database, status and action (None: any)."""
+    """Newest first; `filters` by database, status and action (None: any); only operations
+    of `databases` when it is given."""
     conditions = [operations.c[key] == value for key, value in filters.items() if value]
+    if databases is not None:
+        conditions.append(operations.c.database.in_(sorted(databases)))
     total = connection.execute(
         sa.select(sa.func.count()).select_from(operations).where(*conditions)
     ).scalar_one()
@@ -143,7 +153,7 @@ def list_page(
         sa.select(operations)
         .where(*conditions)
         .order_by(operations.c.id.desc())
-        .offset(first)
+        .offset(min(first, MAX_OFFSET))
         .limit(last - first + 1)
     )
     return [_record(row) for row in connection.execute(query)], int(total)
@@ -277,13 +287,13 @@ def update_running(
 
 
 def mark_rolled_back(connection: sa.Connection, operation_id: int, applied: set[str]) -> None:
-    """Steps recorded as done whose revision the database does not have were rolled back."""
+    """Steps recorded as done that the database does not show were rolled back with their
+    transaction: an upgrade whose revision is missing, a downgrade whose revision remains."""
     for step in list_steps(connection, operation_id):
-        if (
-            step.direction == "upgrade"
-            and step.outcome == "succeeded"
-            and step.revision not in applied
-        ):
+        undone = (step.direction == "upgrade" and step.revision not in applied) or (
+            step.direction == "downgrade" and step.revision in applied
+        )
+        if step.outcome == "succeeded" and undone:
             connection.execute(
                 operation_steps.update()
                 .where(

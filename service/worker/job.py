@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import sys
 
+from service.services.control import ControlStore
 from service.services.execution import run_claimed
 from service.services.registry import Registry
 from service.settings import Settings
-from service.store.db import ControlStore
 
 EXIT_CODES = {"succeeded": 0, "failed": 1, "lost": 3}
 

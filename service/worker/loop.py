@@ -14,15 +14,18 @@ import time
 import uuid
 from types import FrameType
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.errors import MigctlError
 from service.services import execution
+from service.services.control import ControlStore
+from service.services.execution import OperationRecord, QueueListener
 from service.services.registry import Registry
 from service.settings import Settings
-from service.store.db import ControlStore
-from service.store.notifications import QueueListener
-from service.store.operations import OperationRecord
 from service.worker.probe import read_heads_in_child
 
 logger = logging.getLogger(__name__)
+CONTROL_DATABASE_TROUBLE = (MigctlError, SQLAlchemyError)
 
 
 class Worker:
@@ -42,19 +45,27 @@ class Worker:
         logger.info("worker %s started", self.worker_id)
         with QueueListener(self.store) as listener:
             while not self.stopping.is_set():
-                self._keep_a_spare()
-                execution.reap_expired(self.registry, self.store, self._read_heads)
-                record = execution.claim_next(
-                    self.store, self.worker_id, self.settings.lease_seconds
-                )
-                if record is not None:
-                    self._run_child(record)
-                else:
+                try:
+                    worked = self._once()
+                except CONTROL_DATABASE_TROUBLE as exc:  # wait for it to come back; never die
+                    logger.error("worker %s: control database: %s", self.worker_id, exc)
+                    worked = False
+                if not worked:
                     listener.wait(self.settings.worker_poll_seconds, self.stopping)
         self._drop_spare()
         self.registry.close()
         self.store.dispose()
         logger.info("worker %s stopped", self.worker_id)
+
+    def _once(self) -> bool:
+        """Reap, then claim and run one operation; False when there was nothing to run."""
+        self._keep_a_spare()
+        execution.reap_expired(self.registry, self.store, self._read_heads, self.worker_id)
+        record = execution.claim_next(self.store, self.worker_id, self.settings.lease_seconds)
+        if record is None:
+            return False
+        self._run_child(record)
+        return True
 
     def _stop(self, signum: int, _frame: FrameType | None) -> None:
         logger.info("worker %s: signal %d, finishing the running operation", self.worker_id, signum)
@@ -88,17 +99,18 @@ class Worker:
 
     def _supervise(self, record: OperationRecord, child: subprocess.Popen[bytes]) -> str:
         """Heartbeat while the child runs; stop it when it must; say how it ended."""
-        started = time.monotonic()
+        started = renewed = time.monotonic()
         stop_deadline: float | None = None
         while True:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=min(self.settings.heartbeat_seconds, 1.0))
             if child.returncode is not None:
                 return f"exit {child.returncode}"
-            if not execution.heartbeat(
-                self.store, record.id, self.worker_id, self.settings.lease_seconds
-            ):
-                return _kill(child, "lease lost")
+            renewal = self._renew(record)
+            if renewal is False or time.monotonic() - renewed > self.settings.lease_seconds:
+                return _kill(child, "lease lost")  # another worker may take over now
+            if renewal:
+                renewed = time.monotonic()
             if self._start_timed_out(record, started):
                 return _kill(child, "start timeout")
             if self.stopping.is_set():
@@ -107,16 +119,29 @@ class Worker:
                 if time.monotonic() >= stop_deadline:
                     return _kill(child, "shutdown")
 
+    def _renew(self, record: OperationRecord) -> bool | None:
+        """True: lease renewed; False: it is no longer ours; None: cannot tell right now."""
+        try:
+            return execution.heartbeat(
+                self.store, record.id, self.worker_id, self.settings.lease_seconds
+            )
+        except CONTROL_DATABASE_TROUBLE as exc:
+            logger.error("operation %d: heartbeat failed: %s", record.id, exc)
+            return None
+
     def _start_timed_out(self, record: OperationRecord, started: float) -> bool:
         if time.monotonic() - started < self.settings.job_start_timeout_seconds:
             return False
-        current = execution.current(self.store, record.id)
+        try:
+            current = execution.load_operation(self.store, record.id)
+        except CONTROL_DATABASE_TROUBLE:
+            return False
         return current is not None and current.executing_at is None
 
     def _end_abandoned(self, record: OperationRecord, outcome: str) -> None:
         """A job that ended without recording its end: failed if it never began, else
         interrupted (the database may be part way)."""
-        current = execution.current(self.store, record.id)
+        current = execution.load_operation(self.store, record.id)
         if current is None or current.status != "running":
             return
         if outcome == "start timeout" or (current.executing_at is None and outcome != "shutdown"):
@@ -125,7 +150,9 @@ class Worker:
             )
         else:
             reason = f"The job process stopped ({outcome})."
-            execution.interrupt(self.registry, self.store, current, reason, self._read_heads)
+            execution.interrupt(
+                self.registry, self.store, current, reason, self._read_heads, self.worker_id
+            )
 
     def _read_heads(self, database: str) -> list[str] | None:
         return read_heads_in_child(database, self.settings.job_start_timeout_seconds)

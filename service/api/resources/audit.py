@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlencode
+
 import marshmallow as ma
 from flask import request
 from flask.views import MethodView
 
-from service.api.context import control_store
+from service.api.context import control_store, current_principal
 from service.api.smorest import Blueprint
 from service.services import audit as service
 
@@ -17,6 +20,7 @@ class AuditEventSchema(ma.Schema):
     id = ma.fields.Integer()
     occurred_at = ma.fields.DateTime()
     actor = ma.fields.String()
+    on_behalf_of = ma.fields.String(allow_none=True)
     action = ma.fields.String(metadata={"description": "operation.requested, .started ..."})
     outcome = ma.fields.String()
     database = ma.fields.String(allow_none=True)
@@ -31,11 +35,11 @@ class AuditQueryArgsSchema(ma.Schema):
     database = ma.fields.String(validate=ma.validate.Length(max=63))
     actor = ma.fields.String(validate=ma.validate.Length(max=255))
     action = ma.fields.String(validate=ma.validate.Length(max=64))
-    operation_id = ma.fields.Integer(validate=ma.validate.Range(min=1))
+    operation_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**31 - 1))
     since = ma.fields.AwareDateTime(metadata={"description": "Events at or after (ISO 8601)"})
     until = ma.fields.AwareDateTime(metadata={"description": "Events before (ISO 8601)"})
     before = ma.fields.Integer(
-        validate=ma.validate.Range(min=1),
+        validate=ma.validate.Range(min=1, max=2**31 - 1),
         metadata={"description": "Events with a smaller id: the cursor of the next page"},
     )
     limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
@@ -63,10 +67,15 @@ class AuditEvents(MethodView):
             until=args.get("until"),
             before=args.get("before"),
             limit=args["limit"],
+            databases=current_principal().databases,
         )
-        headers = {}
-        if page.next_before is not None:
-            query = {**request.args.to_dict(), "before": page.next_before}
-            next_url = request.base_url + "?" + "&".join(f"{k}={v}" for k, v in query.items())
-            headers["Link"] = f'<{next_url}>; rel="next"'
-        return page.events, 200, headers
+        return page.events, 200, _next_link(args, page.next_before)
+
+
+def _next_link(args: dict[str, Any], next_before: int | None) -> dict[str, str]:
+    """The next page's address, from the parsed arguments only (never raw input)."""
+    if next_before is None:
+        return {}
+    query = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in args.items()}
+    query["before"] = next_before
+    return {"Link": f'<{request.base_url}?{urlencode(query)}>; rel="next"'}

@@ -8,12 +8,11 @@ import marshmallow as ma
 from flask import url_for
 from flask.views import MethodView
 
-from service.api.context import control_store, registry, request_context
+from service.api.context import control_store, current_principal, registry, request_context
 from service.api.fields import revision_spec
 from service.api.smorest import Blueprint
-from service.migrator.plans import ACTIONS
 from service.services import operations as service
-from service.store.tables import STATUSES
+from service.services.operations import ACTIONS, STATUSES
 
 blp = Blueprint("Operations", __name__, description="Changes to a database, run by a worker.")
 
@@ -70,6 +69,7 @@ class OperationSummarySchema(ma.Schema):
     reason = ma.fields.String(allow_none=True)
     status = ma.fields.String(metadata={"description": ", ".join(STATUSES)})
     actor = ma.fields.String()
+    on_behalf_of = ma.fields.String(allow_none=True, metadata={"description": "X-On-Behalf-Of"})
     request_id = ma.fields.String(allow_none=True)
     planned_steps = ma.fields.List(ma.fields.Nested(PlannedStepSchema))
     heads_before = ma.fields.List(ma.fields.String(), allow_none=True)
@@ -111,7 +111,7 @@ class DatabaseOperations(MethodView):
     @blp.arguments(OperationCreateSchema)
     @blp.arguments(IdempotencyHeaderSchema, location="headers")
     @blp.response(202, OperationSchema, headers={"Location": {"schema": {"type": "string"}}})
-    @blp.problems(404, 409, 422, 503)
+    @blp.problems(401, 403, 404, 409, 413, 422, 503)
     def post(self, body, headers, db):
         """Queue an upgrade, downgrade or stamp
 
@@ -148,7 +148,7 @@ class Operations(MethodView):
         return _page(args, pagination_parameters)
 
 
-@blp.route("/operations/<int:operation_id>")
+@blp.route("/operations/<int(max=2147483647):operation_id>")
 class OperationById(MethodView):
     @blp.arguments(WaitArgsSchema, location="query")
     @blp.response(200, OperationSchema)
@@ -158,12 +158,14 @@ class OperationById(MethodView):
 
         With `wait=N` (up to 60), answers as soon as the operation ends or N seconds pass.
         """
-        return service.get_operation(control_store(), operation_id, wait=args["wait"])
+        return service.get_operation(
+            control_store(), operation_id, wait=args["wait"], principal=current_principal()
+        )
 
 
-@blp.route("/operations/<int:operation_id>/cancel", methods=["POST"])
+@blp.route("/operations/<int(max=2147483647):operation_id>/cancel", methods=["POST"])
 @blp.response(200, OperationSchema)
-@blp.problems(404, 409, 503)
+@blp.problems(401, 403, 404, 409, 503)
 def cancel(operation_id):
     """Cancel a queued operation (409 once it runs)"""
     return service.cancel_operation(control_store(), operation_id, request_context())
@@ -173,6 +175,7 @@ def _page(filters: dict[str, Any], pagination_parameters: Any) -> list[Any]:
     records, total = service.list_operations(
         control_store(),
         filters=filters,
+        principal=current_principal(),
         first=pagination_parameters.first_item,
         last=pagination_parameters.last_item,
     )

@@ -9,8 +9,8 @@ from flask.views import MethodView
 from service.api.context import registry
 from service.api.fields import revision_spec
 from service.api.smorest import Blueprint
-from service.migrator.plans import ACTIONS
 from service.services import previews as service
+from service.services.operations import ACTIONS
 
 blp = Blueprint("Previews", __name__, description="The SQL a change would run, before it runs.")
 

@@ -1,0 +1,86 @@
+"""Authentication of every request, failed ones on the audit log, and protective headers."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask, current_app, g, request
+from flask.wrappers import Response
+
+from service.api.context import CONTROL_STORE, request_context
+from service.api.problems import domain_problem
+from service.errors import UnauthenticatedError
+from service.services import audit as audit_service
+from service.services.access import ANONYMOUS
+from service.services.tokens import TokenFile
+from service.settings import Settings
+
+TOKENS = "migctl.tokens"
+DOCS_PUBLIC = "MIGCTL_DOCS_PUBLIC"
+PUBLIC_ALWAYS = ("/health/",)
+PUBLIC_DOCS = ("/openapi.json", "/docs")
+_ON_BEHALF_OF = re.compile(r"^[\x20-\x7e]{1,255}$")
+# The docs page loads only its own script and styles (Swagger UI renders inline styles).
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
+)
+
+
+def install(app: Flask, settings: Settings) -> None:
+    """Authenticate before every request, audit 401 answers, add protective headers."""
+    app.extensions[TOKENS] = TokenFile(settings.tokens_file) if settings.tokens_file else None
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config[DOCS_PUBLIC] = settings.docs_public
+    app.before_request(_authenticate)
+    app.after_request(_protective_headers)
+    app.register_error_handler(UnauthenticatedError, _unauthenticated)
+
+
+def _authenticate() -> None:
+    g.on_behalf_of = _on_behalf_of()
+    path = request.path
+    if path.startswith(PUBLIC_ALWAYS) or request.method == "OPTIONS":
+        return
+    if path.startswith(PUBLIC_DOCS) and current_app.config[DOCS_PUBLIC]:
+        return
+    tokens: TokenFile | None = current_app.extensions[TOKENS]
+    if tokens is None:
+        g.principal = ANONYMOUS
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthenticatedError("This endpoint needs an Authorization: Bearer <token> header.")
+    principal = tokens.verify(token.strip())
+    if principal is None:
+        raise UnauthenticatedError("The bearer token is not known (revoked or mistyped?).")
+    g.principal = principal
+
+
+def _on_behalf_of() -> str | None:
+    # Who a bot acts for: recorded beside the actor, never used for permissions.
+    value = request.headers.get("X-On-Behalf-Of", "").strip()
+    return value if _ON_BEHALF_OF.match(value) else None
+
+
+def _unauthenticated(error: UnauthenticatedError) -> Any:
+    audit_service.record_denial(
+        current_app.extensions[CONTROL_STORE],
+        request_context(),
+        code=error.code,
+        reason=error.detail,
+        target=f"{request.method} {request.path}",
+    )
+    body, status, headers = domain_problem(error)
+    headers["WWW-Authenticate"] = 'Bearer realm="migctl"'
+    return body, status, headers
+
+
+def _protective_headers(response: Response) -> Response:
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if request.path.startswith("/api/"):
+        response.headers["Cache-Control"] = "no-store"
+    if request.path.startswith("/docs"):
+        response.headers["Content-Security-Policy"] = DOCS_CSP
+    return response

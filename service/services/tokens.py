@@ -1,0 +1,119 @@
+"""API tokens from MIGCTL_TOKENS_FILE: SHA-256 hashes only, reloaded when the file changes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import threading
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from service.errors import ConfigError
+from service.services.access import Principal, Role
+
+logger = logging.getLogger(__name__)
+TOKEN_PREFIX = "migctl_"
+_KEYS = frozenset({"role", "databases", "sha256"})
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_entry(name: str, role: Role, databases: list[str], token: str) -> str:
+    """The TOML table to add to the tokens file for `token` (which is not in it)."""
+    lines = [f"[tokens.{name}]", f'role = "{role}"']
+    if databases:
+        lines.append("databases = [" + ", ".join(f'"{d}"' for d in databases) + "]")
+    lines.append(f'sha256 = "{token_hash(token)}"')
+    return "\n".join(lines) + "\n"
+
+
+class TokenFile:
+    """Verifies bearer tokens against the file; a changed file is read again, an invalid one
+    refuses every token until it is fixed (fail closed)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._stat: tuple[int, int, int] | None = None
+        self._entries: list[tuple[str, Principal]] = []
+        self.load()  # a bad file stops migctl at start
+
+    def load(self) -> None:
+        entries = _parse(self.path)
+        self._entries, self._stat = entries, _stat(self.path)
+
+    def verify(self, token: str) -> Principal | None:
+        self._reload_if_changed()
+        digest = token_hash(token)
+        found = None
+        for expected, principal in self._entries:  # compare with all: constant time per entry
+            if hmac.compare_digest(digest, expected):
+                found = principal
+        return found
+
+    def _reload_if_changed(self) -> None:
+        stat = _stat(self.path)
+        if stat == self._stat:
+            return
+        with self._lock:
+            if stat == self._stat:
+                return
+            try:
+                self.load()
+                logger.info("tokens file reloaded: %d tokens", len(self._entries))
+            except ConfigError as exc:
+                self._entries, self._stat = [], stat
+                logger.error("tokens file refused, every token is rejected: %s", exc.detail)
+
+
+def _stat(path: Path) -> tuple[int, int, int]:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return (0, 0, 0)
+    return (status.st_mtime_ns, status.st_size, status.st_ino)
+
+
+def _parse(path: Path) -> list[tuple[str, Principal]]:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read as TOML (MIGCTL_TOKENS_FILE): {exc}") from None
+    tables = document.get("tokens")
+    if set(document) - {"tokens"} or not isinstance(tables, dict):
+        raise ConfigError(f"{path}: expected [tokens.<name>] tables only.")
+    return [_entry(path, name, table) for name, table in sorted(tables.items())]
+
+
+def _entry(path: Path, name: str, table: Any) -> tuple[str, Principal]:
+    where = f"{path}: token {name!r}"
+    if not isinstance(table, dict) or set(table) - _KEYS:
+        raise ConfigError(f"{where}: keys are {', '.join(sorted(_KEYS))}.")
+    digest = table.get("sha256", "")
+    if not isinstance(digest, str) or len(digest) != 64 or not _is_hex(digest):
+        raise ConfigError(f"{where}: 'sha256' must be the 64 hex digits of the token's hash.")
+    try:
+        role = Role(table.get("role", ""))
+    except ValueError:
+        raise ConfigError(f"{where}: 'role' is viewer, operator or admin.") from None
+    databases = table.get("databases")
+    if databases is not None and not (
+        isinstance(databases, list) and all(isinstance(d, str) for d in databases)
+    ):
+        raise ConfigError(f"{where}: 'databases' is a list of database names.")
+    scope = None if databases is None else frozenset(databases)
+    return digest.lower(), Principal(name, role, scope)
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
