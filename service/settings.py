@@ -74,8 +74,15 @@ class ManagedDatabase:
     environment: str = ""
     description: str = ""
     env: Mapping[str, Secret] = field(default_factory=dict)
-    allow_downgrade: bool = True
-    allow_stamp: bool = True
+    allow_downgrade: bool | None = None  # None: allowed unless environment is production
+    allow_stamp: bool | None = None
+
+    def allows(self, action: str) -> bool:
+        """The policy: downgrades and stamps are refused in production unless allowed."""
+        explicit = {"downgrade": self.allow_downgrade, "stamp": self.allow_stamp}.get(action)
+        if action not in ("downgrade", "stamp"):
+            return True
+        return explicit if explicit is not None else self.environment != PRODUCTION
 
     @property
     def masked_url(self) -> str:
@@ -323,9 +330,8 @@ def _database_from_table(
         environment=environment,
         description=_string(table, "description", where),
         env=_env_table(table, where),
-        # Production is protected unless its table says otherwise.
-        allow_downgrade=_bool(table, "allow_downgrade", where, environment != PRODUCTION),
-        allow_stamp=_bool(table, "allow_stamp", where, environment != PRODUCTION),
+        allow_downgrade=_bool(table, "allow_downgrade", where),
+        allow_stamp=_bool(table, "allow_stamp", where),
     )
 
 
@@ -336,9 +342,9 @@ def _string(table: Mapping[str, Any], key: str, where: str) -> str:
     return value
 
 
-def _bool(table: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
-    value = table.get(key, default)
-    if not isinstance(value, bool):
+def _bool(table: Mapping[str, Any], key: str, where: str) -> bool | None:
+    value = table.get(key)
+    if value is not None and not isinstance(value, bool):
         raise ConfigError(f"{where}: key {key!r} must be true or false.")
     return value
 

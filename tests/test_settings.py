@@ -186,3 +186,40 @@ def test_check_config_lists_databases_with_masked_urls_and_flags_broken_projects
     assert "good: postgresql://u:***@127.0.0.1/db" in result.stdout
     assert "broken:" in result.stdout and "project-unavailable" in result.stdout
     assert "pw-4471" not in result.stdout + result.stderr
+
+
+def test_production_refuses_downgrades_and_stamps_unless_its_table_allows_them(
+    tmp_path: Path,
+) -> None:
+    settings = settings_from_file(
+        tmp_path,
+        f"""
+        [databases.prod]
+        url = "sqlite://"
+        alembic_config = "{LINEAR_INI}"
+        environment = "production"
+        allow_stamp = true
+        [databases.dev]
+        url = "sqlite://"
+        alembic_config = "{LINEAR_INI}"
+        """,
+    )
+    dev, prod = settings.databases
+    assert not prod.allows("downgrade") and prod.allows("stamp") and prod.allows("upgrade")
+    assert dev.allows("downgrade") and dev.allows("stamp")
+
+
+def test_access_settings_are_read_and_checked(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "MIGCTL_TOKENS_FILE": "tokens.toml",
+            "MIGCTL_DOCS_PUBLIC": "false",
+            "MIGCTL_CORS_ORIGINS": "https://a.example, https://b.example",
+            "MIGCTL_MAX_BODY_BYTES": "2048",
+        }
+    )
+    assert settings.tokens_file is not None and settings.tokens_file.name == "tokens.toml"
+    assert settings.docs_public is False and settings.max_body_bytes == 2048
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    with pytest.raises(ConfigError, match="MIGCTL_AUTH"):
+        Settings.from_env({"MIGCTL_AUTH": "maybe"})

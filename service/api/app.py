@@ -76,8 +76,12 @@ def _api_config() -> dict[str, object]:
         "API_SPEC_OPTIONS": {
             "info": {
                 "description": "Inspect and change the schema state of Alembic-managed "
-                "databases. Errors are RFC 9457 problem details with a stable `code`."
-            }
+                "databases. Errors are RFC 9457 problem details with a stable `code`. "
+                "Every endpoint but /health/* needs `Authorization: Bearer <token>` once "
+                "tokens are configured."
+            },
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearer": []}],
         },
     }
 

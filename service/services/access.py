@@ -59,8 +59,7 @@ ANONYMOUS = Principal("anonymous", Role.ADMIN)  # only without tokens, on loopba
 
 def check_policy(database: ManagedDatabase, action: str) -> None:
     """Refuse what the database's policy forbids, whoever asks."""
-    allowed = {"downgrade": database.allow_downgrade, "stamp": database.allow_stamp}
-    if not allowed.get(action, True):
+    if not database.allows(action):
         raise PolicyRefusedError(
             f"Database {database.name!r} ({database.environment or 'no environment'}) does "
             f"not allow {action}s (allow_{action} = false).",

@@ -24,6 +24,12 @@ class Project:
 
 
 @dataclass(frozen=True)
+class Policy:
+    allow_downgrade: bool
+    allow_stamp: bool
+
+
+@dataclass(frozen=True)
 class DatabaseSummary:
     name: str
     environment: str
@@ -31,6 +37,7 @@ class DatabaseSummary:
     dialect: str
     url: str
     project: Project
+    policy: Policy
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ def summarize(managed: Managed) -> DatabaseSummary:
         dialect=database.dialect,
         url=database.masked_url,
         project=Project(str(database.alembic_config), database.alembic_section),
+        policy=Policy(database.allows("downgrade"), database.allows("stamp")),
     )
 
 

@@ -18,6 +18,11 @@ class ProjectSchema(ma.Schema):
     alembic_section = ma.fields.String()
 
 
+class PolicySchema(ma.Schema):
+    allow_downgrade = ma.fields.Boolean(metadata={"description": "false in production by default"})
+    allow_stamp = ma.fields.Boolean()
+
+
 class DatabaseSchema(ma.Schema):
     name = ma.fields.String(required=True)
     environment = ma.fields.String()
@@ -25,6 +30,7 @@ class DatabaseSchema(ma.Schema):
     dialect = ma.fields.String(metadata={"description": "postgresql, sqlite, mysql ..."})
     url = ma.fields.String(metadata={"description": "The URL, password masked"})
     project = ma.fields.Nested(ProjectSchema)
+    policy = ma.fields.Nested(PolicySchema)
 
 
 class StatusSchema(ma.Schema):

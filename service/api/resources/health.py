@@ -31,6 +31,7 @@ class LivenessSchema(ma.Schema):
 @blp.route("/live")
 class Live(MethodView):
     @blp.response(200, LivenessSchema)
+    @blp.doc(security=[])
     def get(self):
         """The process is alive"""
         return {"status": "alive"}
@@ -40,6 +41,7 @@ class Live(MethodView):
 class Ready(MethodView):
     @blp.response(200, ReadinessSchema)
     @blp.alt_response(503, schema=ReadinessSchema, description="No project can be served")
+    @blp.doc(security=[])
     def get(self):
         """The service can answer: control database usable, every Alembic project loads
 
