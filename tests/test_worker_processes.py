@@ -322,3 +322,28 @@ def test_fifty_concurrent_requests_on_two_apis_and_two_workers_each_run_exactly_
         == ["operation.requested", "operation.started", "operation.succeeded"]
         for i in ids
     )
+
+
+@pytest.mark.postgresql
+def test_on_postgresql_notify_wakes_an_idle_worker_long_before_its_next_poll(
+    project: Callable[[str], Path],
+    postgres_server: PostgresServer,
+    processes: Callable[..., Processes],
+) -> None:
+    ini = project("linear")
+    url, control = postgres_server.create_database(), postgres_server.create_database()
+    group = processes({**single(ini, url, control), "MIGCTL_WORKER_POLL_SECONDS": "30"})
+    api = group.api()
+    group.start("worker")
+    time.sleep(3)  # the worker is idle, waiting for its 30-second poll
+    operation = queue(api, "default", action="upgrade", revision="heads")
+    ended = wait_end(api, operation["id"])
+    assert ended["status"] == "succeeded"
+    claimed_after = _seconds_between(ended["requested_at"], ended["started_at"])
+    assert claimed_after < 5, claimed_after
+
+
+def _seconds_between(first: str, second: str) -> float:
+    from datetime import datetime
+
+    return (datetime.fromisoformat(second) - datetime.fromisoformat(first)).total_seconds()

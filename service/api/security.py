@@ -17,6 +17,7 @@ from service.services.tokens import TokenFile
 from service.settings import Settings
 
 TOKENS = "migctl.tokens"
+DENIALS = "migctl.denials"
 DOCS_PUBLIC = "MIGCTL_DOCS_PUBLIC"
 PUBLIC_ALWAYS = ("/health/",)
 PUBLIC_DOCS = ("/openapi.json", "/docs")
@@ -31,6 +32,7 @@ DOCS_CSP = (
 def install(app: Flask, settings: Settings) -> None:
     """Authenticate before every request, audit 401 answers, add protective headers."""
     app.extensions[TOKENS] = TokenFile(settings.tokens_file) if settings.tokens_file else None
+    app.extensions[DENIALS] = audit_service.DenialLimiter()
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config[DOCS_PUBLIC] = settings.docs_public
     app.before_request(_authenticate)
@@ -67,6 +69,7 @@ def _on_behalf_of() -> str | None:
 def _unauthenticated(error: UnauthenticatedError) -> Any:
     audit_service.record_denial(
         current_app.extensions[CONTROL_STORE],
+        current_app.extensions[DENIALS],
         request_context(),
         code=error.code,
         reason=error.detail,

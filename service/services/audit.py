@@ -54,7 +54,9 @@ def list_audit_events(
     return AuditPage(events, events[-1].id if more and events else None)
 
 
-class _DenialLimiter:
+class DenialLimiter:
+    """Per client address, at most DENIALS_PER_WINDOW denial events a window."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._windows: dict[str, tuple[float, int, int]] = {}  # start, written, suppressed
@@ -75,14 +77,17 @@ class _DenialLimiter:
             return suppressed
 
 
-_limiter = _DenialLimiter()
-
-
 def record_denial(
-    store: ControlStore, context: RequestContext, *, code: str, reason: str, target: str
+    store: ControlStore,
+    limiter: DenialLimiter,
+    context: RequestContext,
+    *,
+    code: str,
+    reason: str,
+    target: str,
 ) -> None:
     """Audit a refused authentication (rate-limited per client address)."""
-    suppressed = _limiter.admit(context.client_address or "-")
+    suppressed = limiter.admit(context.client_address or "-")
     if suppressed is None:
         return
     event = AuditEvent(
