@@ -26,6 +26,10 @@ CONVERTERS: dict[str, tuple[type[BaseConverter], str]] = {
 }
 
 
+class RecordedDateTime(ma.fields.DateTime):
+    """A date and time as a file recorded it: ISO 8601, with an offset only if it had one."""
+
+
 def converter_schema(pattern: str) -> Any:
     return lambda _converter: {"type": "string", "pattern": f"^{pattern}$"}
 

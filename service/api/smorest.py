@@ -8,10 +8,28 @@ from typing import Any, ClassVar
 import marshmallow as ma
 from flask_smorest import Api as BaseApi
 from flask_smorest import Blueprint as BaseBlueprint
+from flask_smorest.pagination import PaginationMetadataSchema
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
 
-from service.api.problems import PROBLEM_MEDIA_TYPE, http_problem
+from service.api.fields import RecordedDateTime
+from service.api.problems import PROBLEM_MEDIA_TYPE, RETRY_AFTER_SECONDS, http_problem
+
+# Headers that every problem of a status carries (problems.problem, security._unauthenticated).
+PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": 'The scheme to use: Bearer realm="migctl"',
+            "schema": {"type": "string"},
+        }
+    },
+    503: {
+        "Retry-After": {
+            "description": f"Seconds to wait before trying again ({RETRY_AFTER_SECONDS})",
+            "schema": {"type": "integer", "minimum": 0},
+        }
+    },
+}
 
 
 class ProblemSchema(ma.Schema):
@@ -48,6 +66,11 @@ class ProblemSchema(ma.Schema):
 class Api(BaseApi):  # type: ignore[misc]
     ERROR_SCHEMA = ProblemSchema
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Not RFC 3339's date-time: the offset is there only if one was recorded.
+        self.register_field(RecordedDateTime, "string", None)
+
     def handle_http_exception(self, error: HTTPException) -> Any:
         if error.code is not None and error.code < 400:  # 304 Not Modified from ETag checks
             return error.get_response()
@@ -59,11 +82,21 @@ class Api(BaseApi):  # type: ignore[misc]
             response: dict[str, Any] = {"description": status.phrase}
             if status >= 400:
                 response["schema"] = self.ERROR_SCHEMA
+            if status in PROBLEM_HEADERS:
+                response["headers"] = PROBLEM_HEADERS[status]
             prepare_response(response, self.spec, PROBLEM_MEDIA_TYPE)
             self.spec.components.response(status.name, response, lazy=True)
         response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
         prepare_response(response, self.spec, PROBLEM_MEDIA_TYPE)
         self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+    def _register_pagination_header(self) -> None:
+        # The header holds JSON text: a header `schema` of type object would mean `k,v,k,v`.
+        header = {
+            "description": "Pagination metadata, as JSON",
+            "content": {"application/json": {"schema": PaginationMetadataSchema}},
+        }
+        self.spec.components.header("PAGINATION", header, lazy=True)
 
 
 class Blueprint(BaseBlueprint):  # type: ignore[misc]

@@ -65,8 +65,17 @@ class PreviewArgsSchema(ma.Schema):
 @blp.route("/databases/<dbname:db>/sql")
 class SqlPreview(MethodView):
     @blp.arguments(PreviewArgsSchema, location="query")
-    @blp.response(200, PreviewSchema)
-    @blp.doc(responses={"200": {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+    @blp.response(
+        200,
+        PreviewSchema,
+        headers={
+            "ETag": {
+                "description": "Strong tag of the answer: the SQL's SHA-256 (-json for JSON)",
+                "schema": {"type": "string"},
+            }
+        },
+    )
+    @blp.doc(responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     @blp.problems(304, 404, 409, 422, 503)
     def get(self, args, db):
         """Preview the SQL of an upgrade, downgrade or stamp

@@ -6,7 +6,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from service.api.context import registry
-from service.api.fields import revision_spec
+from service.api.fields import RecordedDateTime, revision_spec
 from service.api.smorest import Blueprint
 from service.services import revisions as service
 
@@ -25,7 +25,13 @@ class RevisionSchema(ma.Schema):
     depends_on = ma.fields.List(ma.fields.String())
     message = ma.fields.String()
     description = ma.fields.String(metadata={"description": "The docstring after its first line"})
-    created_at = ma.fields.DateTime(allow_none=True, metadata={"description": "Create Date"})
+    created_at = RecordedDateTime(
+        allow_none=True,
+        metadata={
+            "description": "The revision file's Create Date, ISO 8601: without an offset "
+            "(the author's local time) unless the project sets Alembic's `timezone`"
+        },
+    )
     path = ma.fields.String(metadata={"description": "Relative to the project's folder"})
     is_head = ma.fields.Boolean()
     is_base = ma.fields.Boolean()
