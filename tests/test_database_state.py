@@ -99,6 +99,9 @@ def test_an_unreachable_database_is_a_503_that_never_shows_its_password(
     assert detail["url"] == "postgresql+psycopg2://app:***@127.0.0.1:1/app"
     for body in (response.get_data(as_text=True), str(detail)):
         assert "pw-31337" not in body
+    listed = client.get("/api/v1/databases/db/revisions")  # the scripts alone still answer
+    assert listed.status_code == 200 and {r["applied"] for r in listed.json} == {None}
+    assert client.get("/api/v1/databases/db/heads").json[0]["revision"] == "a4000004"
 
 
 def test_an_unusable_url_is_a_503_not_a_500(project: Callable[[str], Path]) -> None:

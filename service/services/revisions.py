@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from service.errors import UnknownDatabaseRevisionError
+from service.errors import DatabaseUnavailableError, UnknownDatabaseRevisionError
 from service.migrator.revisions import RevisionInfo
 from service.migrator.scripts import RevisionGraph
 from service.services.registry import Managed, Registry
@@ -41,11 +41,21 @@ class PendingPlan:
 
 
 class _Snapshot:
-    """A graph and the database's heads read once, for one request."""
+    """A graph and the database's heads read once, for one request.
 
-    def __init__(self, managed: Managed) -> None:
+    With `database_optional`, a database that cannot be read leaves `applied` unknown (None)
+    instead of failing: the graph alone answers what the scripts contain.
+    """
+
+    def __init__(self, managed: Managed, *, database_optional: bool = False) -> None:
         self.graph: RevisionGraph = managed.graph()
-        self.current = managed.state.current_heads(self.graph)
+        try:
+            self.current = managed.state.current_heads(self.graph)
+        except DatabaseUnavailableError:
+            if not database_optional:
+                raise
+            self.current, self.unknown, self._applied = (), [], None
+            return
         self.unknown = self.graph.unknown(self.current)
         self._applied = None if self.unknown else self.graph.applied(self.current)
 
@@ -58,7 +68,7 @@ class _Snapshot:
 
 def list_revisions(registry: Registry, name: str, *, first: int, last: int) -> RevisionPage:
     """Revisions newest first (as `alembic history` prints them), items first..last inclusive."""
-    snapshot = _Snapshot(registry.get(name))
+    snapshot = _Snapshot(registry.get(name), database_optional=True)
     everything = snapshot.graph.newest_first
     return RevisionPage(snapshot.marked(everything[first : last + 1]), len(everything))
 
@@ -70,12 +80,12 @@ def get_revision(registry: Registry, name: str, spec: str) -> RevisionInfo:
 
 
 def list_heads(registry: Registry, name: str) -> list[RevisionInfo]:
-    snapshot = _Snapshot(registry.get(name))
+    snapshot = _Snapshot(registry.get(name), database_optional=True)
     return snapshot.marked(snapshot.graph.heads())
 
 
 def list_branch_points(registry: Registry, name: str) -> list[RevisionInfo]:
-    snapshot = _Snapshot(registry.get(name))
+    snapshot = _Snapshot(registry.get(name), database_optional=True)
     return snapshot.marked(snapshot.graph.branch_points())
 
 
