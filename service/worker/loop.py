@@ -74,6 +74,7 @@ class Worker:
     def _run_child(self, record: OperationRecord) -> None:
         child = self._take_spare(record.id) or _job_process(self.worker_id, record.id)
         logger.info("operation %d: job process %d", record.id, child.pid)
+        self._keep_a_spare()  # warm while this job runs: the next claim need not wait for it
         self._end_abandoned(record, self._supervise(record, child))
 
     def _keep_a_spare(self) -> None:
