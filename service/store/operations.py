@@ -238,16 +238,8 @@ def heartbeat(
     lease: dt.timedelta,
 ) -> bool:
     """Extend the lease; False when the operation is no longer this worker's to run."""
-    update = (
-        operations.update()
-        .where(
-            operations.c.id == operation_id,
-            operations.c.worker_id == worker_id,
-            operations.c.status == "running",
-        )
-        .values(heartbeat_at=now, lease_expires_at=now + lease)
-    )
-    return connection.execute(update).rowcount == 1
+    values = {"heartbeat_at": now, "lease_expires_at": now + lease}
+    return update_running(connection, operation_id, worker_id, values)
 
 
 def expired(connection: sa.Connection, now: dt.datetime) -> list[OperationRecord]:
@@ -274,6 +266,7 @@ def notify_queued(connection: sa.Connection) -> None:
 def update_running(
     connection: sa.Connection, operation_id: int, worker_id: str, values: Mapping[str, Any]
 ) -> bool:
+    """Change a running operation only while it is still this worker's."""
     update = (
         operations.update()
         .where(
