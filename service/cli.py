@@ -163,21 +163,23 @@ def _prepare_control_database(settings: Settings) -> None:
 
 
 def _upgrade_control_schema(settings: Settings) -> None:
-    from service.services.control import ControlStore, upgrade_control_schema
+    from service.services.control import upgrade_control_schema
+    from service.services.wiring import build_services
 
-    store = ControlStore(settings.control_database_url.reveal())
+    services = build_services(settings)
     try:
-        upgrade_control_schema(store)
+        upgrade_control_schema(services.store)
     finally:
-        store.dispose()
+        services.close()
 
 
 def _check_config(args: argparse.Namespace) -> int:
     from service.services import databases
-    from service.services.registry import Registry
+    from service.services.wiring import build_services
 
     settings = Settings.from_env()
-    registry = Registry(settings)
+    services = build_services(settings)
+    registry = services.registry
     print(f"databases from {settings.source}:")
     failures = 0
     for managed in registry.all():
@@ -190,7 +192,7 @@ def _check_config(args: argparse.Namespace) -> int:
             failures += 1
             verdict = f"FAILED {exc.code}: {exc.detail}"
         print(f"  {database.name}: {database.masked_url} ({database.alembic_config}) {verdict}")
-    registry.close()
+    services.close()
     return 1 if failures else 0
 
 

@@ -91,7 +91,7 @@ def test_an_unchanged_project_is_loaded_once_and_sys_path_never_grows(
     ini = project("nested_versions")  # prepend_sys_path = . and a helper module
     client = client_for(managed("db", ini, database_url))
     assert client.get("/api/v1/databases/db/status").status_code == 200
-    registry = client.application.extensions["migctl"]
+    registry = client.application.extensions["migctl"].registry
     graph = registry.get("db").graph()
     path_length = len(sys.path)
     for _ in range(50):
@@ -118,11 +118,11 @@ def test_readiness_is_degraded_while_some_projects_are_broken_and_503_when_all_a
 def test_touching_env_py_is_noticed_too(project: Callable[[str], Path], database_url: str) -> None:
     ini = project("linear")
     client = client_for(managed("db", ini, database_url))
-    first = client.application.extensions["migctl"].get("db").graph()
+    first = client.application.extensions["migctl"].registry.get("db").graph()
     env_py = ini.parent / "migrations" / "env.py"
     later = time.time() + 5
     os.utime(env_py, (later, later))
-    assert client.application.extensions["migctl"].get("db").graph() is not first
+    assert client.application.extensions["migctl"].registry.get("db").graph() is not first
 
 
 def test_between_rescans_only_folder_and_env_py_changes_are_seen_at_once(
@@ -130,10 +130,10 @@ def test_between_rescans_only_folder_and_env_py_changes_are_seen_at_once(
 ) -> None:
     ini = project("linear")
     client = client_for(managed("db", ini, database_url), rescan_seconds=3600)
-    first = client.application.extensions["migctl"].get("db").graph()
+    first = client.application.extensions["migctl"].registry.get("db").graph()
     (revision_file,) = (ini.parent / "migrations" / "versions").glob("a4000004*.py")
     revision_file.write_text(revision_file.read_text() + "\n# edited in place\n")
-    assert client.application.extensions["migctl"].get("db").graph() is first
+    assert client.application.extensions["migctl"].registry.get("db").graph() is first
     new = ini.parent / "migrations" / "versions" / "a5000005_more.py"
     new.write_text(
         revision_file.read_text()

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
-from service.api.context import CONTROL_STORE, REGISTRY
+from service.api.context import SERVICES
 from service.services import execution
 from tests.conftest import alembic, client_for, first_token_lines, managed
 
@@ -26,10 +26,10 @@ def post(client: FlaskClient, db: str = "db", headers: dict[str, str] | None = N
 def run_next(client: FlaskClient) -> str:
     """What `migctl worker` does for one operation, in this process."""
     app = client.application
-    store, registry = app.extensions[CONTROL_STORE], app.extensions[REGISTRY]
+    store, registry = app.extensions[SERVICES].store, app.extensions[SERVICES].registry
     record = execution.claim_next(store, WORKER, 30)
     assert record is not None, "nothing to claim"
-    return execution.run_claimed(registry, store, record.id, WORKER)
+    return str(execution.run_claimed(registry, store, record.id, WORKER, 60))
 
 
 def operation(client: FlaskClient, operation_id: int) -> Any:

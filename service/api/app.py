@@ -13,14 +13,13 @@ from flask_cors import CORS
 
 from service import __version__
 from service.api import docs, security
-from service.api.context import CONTROL_STORE, REGISTRY
+from service.api.context import SERVICES
 from service.api.fields import CONVERTERS, converter_schema
 from service.api.problems import domain_problem
 from service.api.resources import audit, databases, health, operations, previews, revisions
 from service.api.smorest import Api
 from service.errors import MigctlError
-from service.services.control import ControlStore
-from service.services.registry import Registry
+from service.services.wiring import build_services
 from service.settings import Settings
 
 CORS_RULES: dict[str, Any] = {
@@ -46,8 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("service")
     app.config.update(_api_config())
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep schema field order
-    app.extensions[REGISTRY] = Registry(settings)
-    app.extensions[CONTROL_STORE] = ControlStore(settings.control_database_url.reveal())
+    app.extensions[SERVICES] = build_services(settings)
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
     app.register_error_handler(MigctlError, domain_problem)

@@ -7,16 +7,25 @@ from flask import current_app, g, request
 from service.services.access import ANONYMOUS, Principal
 from service.services.context import RequestContext
 from service.services.control import ControlStore
+from service.services.previews import PreviewCache
 from service.services.registry import Registry
+from service.services.wiring import Services
 
-REGISTRY = "migctl"
-CONTROL_STORE = "migctl.store"
+SERVICES = "migctl"
+
+
+def services() -> Services:
+    found: Services = current_app.extensions[SERVICES]
+    return found
 
 
 def registry() -> Registry:
     """The managed databases this caller may see (others do not exist for it)."""
-    found: Registry = current_app.extensions[REGISTRY]
-    return found.limited_to(current_principal().databases)
+    return services().registry.limited_to(current_principal().databases)
+
+
+def preview_cache() -> PreviewCache:
+    return services().previews
 
 
 def current_principal() -> Principal:
@@ -25,8 +34,7 @@ def current_principal() -> Principal:
 
 
 def control_store() -> ControlStore:
-    found: ControlStore = current_app.extensions[CONTROL_STORE]
-    return found
+    return services().store
 
 
 def request_context() -> RequestContext:

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, current_app, g, request
 from flask.wrappers import Response
 
-from service.api.context import CONTROL_STORE, request_context
+from service.api.context import control_store, request_context
 from service.api.problems import domain_problem
 from service.errors import UnauthenticatedError
 from service.services import audit as audit_service
@@ -68,7 +68,7 @@ def _on_behalf_of() -> str | None:
 
 def _unauthenticated(error: UnauthenticatedError) -> Any:
     audit_service.record_denial(
-        current_app.extensions[CONTROL_STORE],
+        control_store(),
         current_app.extensions[DENIALS],
         request_context(),
         code=error.code,

@@ -11,8 +11,6 @@ from alembic.script.revision import _relative_destination
 from service.errors import MultipleHeadsError
 from service.migrator.scripts import RevisionGraph, translated
 
-ACTIONS = ("upgrade", "downgrade", "stamp")
-
 
 def plan_steps(
     graph: RevisionGraph, action: str, start: tuple[str, ...], to: str

@@ -22,6 +22,7 @@ from service.errors import (
     MigrationFailedError,
     PreconditionFailedError,
 )
+from service.lifecycle import StepOutcome
 from service.migrator.locks import migration_lock
 from service.migrator.plans import plan_steps, step_direction, step_revision
 from service.migrator.sandbox import alembic_environment, env_py_failure
@@ -44,7 +45,7 @@ class Job:
 
 
 @dataclass(frozen=True)
-class StepOutcome:
+class FinishedStep:
     position: int
     revision: str
     direction: str
@@ -59,7 +60,7 @@ class Listener:
     """Told of the plan once it is made under the lock, then of each step as it finishes."""
 
     on_start: Callable[[tuple[str, ...], list[dict[str, str]]], None]
-    on_step: Callable[[StepOutcome], None]
+    on_step: Callable[[FinishedStep], None]
 
 
 @dataclass
@@ -159,14 +160,14 @@ def _each_step(run: _Run, steps: Sequence[MigrationStep]) -> Iterator[MigrationS
         run.current = (position, step, mark, started)
         yield step  # Alembic runs the revision and moves the version table, then resumes us
         run.listener.on_step(
-            StepOutcome(
+            FinishedStep(
                 position=position,
                 revision=step_revision(step),
                 direction=step_direction(step),
                 started_at=at,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
                 statements=tuple(run.sql[mark:]),
-                outcome="succeeded",
+                outcome=StepOutcome.SUCCEEDED,
             )
         )
 

@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from service.errors import JobStartError, MigctlError
-from service.migrator.runner import Job, Listener, StepOutcome, run_job
+from service.lifecycle import JobEnd, Status
+from service.migrator.runner import FinishedStep, Job, Listener, run_job
 from service.services.registry import Registry
 from service.store import audit
 from service.store import operations as ops
@@ -30,7 +31,7 @@ def claim_next(store: ControlStore, worker_id: str, lease_seconds: float) -> Ope
             connection, worker_id, utcnow(), dt.timedelta(seconds=lease_seconds)
         )
         if record is not None:
-            audit.append(connection, _event(record, "operation.started", "running", worker_id))
+            audit.append(connection, _event(record, "operation.started", Status.RUNNING, worker_id))
     return record
 
 
@@ -40,12 +41,19 @@ def heartbeat(store: ControlStore, operation_id: int, worker_id: str, lease_seco
         return ops.heartbeat(connection, operation_id, worker_id, utcnow(), lease)
 
 
-def run_claimed(registry: Registry, store: ControlStore, operation_id: int, worker_id: str) -> str:
-    """Run a claimed operation to its end in this process; returns the final status."""
+def run_claimed(
+    registry: Registry,
+    store: ControlStore,
+    operation_id: int,
+    worker_id: str,
+    start_timeout_seconds: float,
+) -> Status | None:
+    """Run a claimed operation to its end in this process; its final status, or None when
+    it is no longer this worker's to run."""
     with store.transaction() as connection:
         record = ops.get(connection, operation_id)
-    if record is None or record.status != "running" or record.worker_id != worker_id:
-        return "lost"
+    if record is None or record.status != Status.RUNNING or record.worker_id != worker_id:
+        return None
     managed = registry.get(record.database)
     job = Job(
         database=managed.database,
@@ -56,13 +64,14 @@ def run_claimed(registry: Registry, store: ControlStore, operation_id: int, work
         if record.expected_current is None
         else tuple(record.expected_current),
         # Shorter than the worker's start timeout, so a busy lock is reported as such.
-        lock_wait_seconds=registry.settings.job_start_timeout_seconds / 2,
+        lock_wait_seconds=start_timeout_seconds / 2,
     )
     try:
         run_job(managed.scripts, managed.graph(), job, _Recorder(store, record, worker_id))
     except MigctlError as exc:
-        return finish(registry, store, record, worker_id, "failed", heads_now(registry), error=exc)
-    return finish(registry, store, record, worker_id, "succeeded", heads_now(registry))
+        failed, heads = Status.FAILED, heads_now(registry)
+        return finish(registry, store, record, worker_id, failed, heads, error=exc)
+    return finish(registry, store, record, worker_id, Status.SUCCEEDED, heads_now(registry))
 
 
 class _Recorder(Listener):
@@ -77,12 +86,12 @@ class _Recorder(Listener):
         with self.store.transaction() as connection:
             ops.update_running(connection, self.record.id, self.worker_id, values)
 
-    def _stepped(self, step: StepOutcome) -> None:
+    def _stepped(self, step: FinishedStep) -> None:
         with self.store.transaction() as connection:
             ops.add_step(connection, self.record.id, _step_record(step))
 
 
-def _step_record(step: StepOutcome) -> StepRecord:
+def _step_record(step: FinishedStep) -> StepRecord:
     return StepRecord(
         position=step.position,
         revision=step.revision,
@@ -100,10 +109,10 @@ def finish(
     store: ControlStore,
     record: OperationRecord,
     worker_id: str,
-    status: str,
+    status: Status,
     read_heads: HeadsReader,
     error: MigctlError | None = None,
-) -> str:
+) -> Status | None:
     """End a running operation with the heads the database really has now."""
     heads_after = read_heads(record.database)
     values: dict[str, Any] = {"finished_at": utcnow(), "heads_after": heads_after}
@@ -114,7 +123,7 @@ def finish(
         moved = ops.transition(
             connection,
             record.id,
-            from_status="running",
+            from_status=Status.RUNNING,
             to_status=status,
             worker_id=worker_id,
             values=values,
@@ -124,7 +133,7 @@ def finish(
             audit.append(
                 connection, _event(record, f"operation.{status}", status, worker_id, details)
             )
-    return status if moved else "lost"
+    return status if moved else None
 
 
 def _reconcile_steps(
@@ -154,20 +163,23 @@ def interrupt(
     values = {
         "finished_at": utcnow(),
         "heads_after": heads_after,
-        "error_code": "interrupted",
+        "error_code": str(Status.INTERRUPTED),
         "error_type": "Interrupted",
         "error_message": reason,
     }
     with store.transaction() as connection:
         moved = ops.transition(
-            connection, record.id, from_status="running", to_status="interrupted", values=values
+            connection,
+            record.id,
+            from_status=Status.RUNNING,
+            to_status=Status.INTERRUPTED,
+            values=values,
         )
         if moved:
             _reconcile_steps(connection, registry, record, heads_after)
             details = {"reason": reason, "heads_after": heads_after}
-            audit.append(
-                connection, _event(record, "operation.interrupted", "interrupted", actor, details)
-            )
+            event = _event(record, "operation.interrupted", Status.INTERRUPTED, actor, details)
+            audit.append(connection, event)
     return moved
 
 
@@ -182,9 +194,9 @@ def reap_expired(
     for record in expired:
         if record.executing_at is None:
             ended = fail_before_start(
-                registry, store, record, record.worker_id or "", "lease expired", read_heads
+                registry, store, record, record.worker_id or "", JobEnd.LEASE_LOST, read_heads
             )
-            if ended != "lost":
+            if ended is not None:
                 reaped.append(record.id)
         elif interrupt(registry, store, record, _LEASE_EXPIRED, read_heads, actor=reaper):
             reaped.append(record.id)
@@ -251,15 +263,15 @@ def fail_before_start(
     store: ControlStore,
     record: OperationRecord,
     worker_id: str,
-    reason: str,
+    reason: JobEnd | str,
     read_heads: HeadsReader,
-) -> str:
+    start_timeout_seconds: float = 0,
+) -> Status | None:
     """The job never began migrating (env.py hung at import, or its process died first)."""
     detail = (
-        f"The job did not start within {registry.settings.job_start_timeout_seconds:g} s "
-        "(a hanging import in env.py?)"
-        if reason == "start timeout"
+        f"The job did not start within {start_timeout_seconds:g} s (a hanging import in env.py?)"
+        if reason == JobEnd.START_TIMEOUT
         else f"The job process ended before migrating ({reason})."
     )
     error = JobStartError(detail)
-    return finish(registry, store, record, worker_id, "failed", read_heads, error=error)
+    return finish(registry, store, record, worker_id, Status.FAILED, read_heads, error=error)

@@ -19,7 +19,7 @@ from service.errors import (
     PreconditionFailedError,
     UnknownDatabaseRevisionError,
 )
-from service.migrator.plans import ACTIONS as ACTIONS
+from service.lifecycle import Status
 from service.migrator.plans import plan_steps, resolve_targets, step_direction, step_revision
 from service.services.access import ANONYMOUS, Permission, Principal, check_policy
 from service.services.context import RequestContext
@@ -29,7 +29,6 @@ from service.store import operations as ops
 from service.store.audit import AuditEvent
 from service.store.db import ControlStore, utcnow
 from service.store.operations import OperationRecord
-from service.store.tables import STATUSES as STATUSES
 
 MAX_WAIT_SECONDS = 60
 _WAIT_POLL_SECONDS = 0.05  # a SELECT by key: cheap, and a waiting pipeline hears sooner
@@ -149,7 +148,7 @@ def _new_operation(
         else None,
         "purge": request.purge,
         "reason": request.reason,
-        "status": "queued",
+        "status": Status.QUEUED,
         "actor": context.actor,
         "on_behalf_of": context.on_behalf_of,
         "request_id": context.request_id,
@@ -259,8 +258,8 @@ def cancel_operation(
         cancelled = refusal is None and ops.transition(
             connection,
             operation_id,
-            from_status="queued",
-            to_status="cancelled",
+            from_status=Status.QUEUED,
+            to_status=Status.CANCELLED,
             values={"finished_at": utcnow()},
         )
         if not cancelled and refusal is None:
@@ -272,7 +271,7 @@ def cancel_operation(
                 operation_status=now.status,
             )
         details = {} if refusal is None else {"code": refusal.code, "detail": refusal.detail}
-        outcome = "cancelled" if cancelled else "refused"
+        outcome = Status.CANCELLED if cancelled else "refused"
         audit.append(connection, _event(record, "operation.cancelled", outcome, context, details))
     if refusal is not None:
         raise refusal

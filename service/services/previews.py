@@ -8,6 +8,7 @@ from service.errors import UnknownDatabaseRevisionError
 from service.migrator.plans import resolve_targets
 from service.migrator.preview import Preview, PreviewRequest, Segment, render_preview
 from service.migrator.scripts import RevisionGraph
+from service.services.cache import SizedLRU
 from service.services.registry import Managed, Registry
 
 CURRENT = "current"
@@ -31,8 +32,17 @@ class SqlPreview:
     sha256: str
 
 
+PreviewCache = SizedLRU["SqlPreview"]
+
+
+def preview_cache(max_bytes: int) -> PreviewCache:
+    """Rendered previews, bounded in memory; a changed project changes every key."""
+    return SizedLRU(max_bytes, lambda preview: 2 * len(preview.sql) + 1024)
+
+
 def preview_sql(
     registry: Registry,
+    cache: PreviewCache,
     name: str,
     *,
     action: str = "upgrade",
@@ -51,10 +61,10 @@ def preview_sql(
     start = _start(managed, graph, from_)
     request = PreviewRequest(managed.database, action, start, to or DEFAULT_TO[action], dialect)
     key = (graph.signature, name, action, start, request.to, dialect)
-    cached = registry.previews.get(key)
+    cached = cache.get(key)
     if cached is None:
         cached = _describe(name, graph, request, render_preview(managed.scripts, graph, request))
-        registry.previews.put(key, cached)
+        cache.put(key, cached)
     return cached
 
 

@@ -5,21 +5,11 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from service.errors import DatabaseNotFoundError
 from service.migrator.scripts import ProjectScripts, RevisionGraph
 from service.migrator.state import DatabaseState
-from service.services.cache import SizedLRU
 from service.settings import ManagedDatabase, Settings
-
-if TYPE_CHECKING:
-    from service.services.previews import SqlPreview
-
-
-def preview_cache(max_bytes: int) -> SizedLRU[SqlPreview]:
-    """Rendered previews, bounded in memory; a changed project changes every key."""
-    return SizedLRU(max_bytes, lambda preview: 2 * len(preview.sql) + 1024)
 
 
 @dataclass(frozen=True)
@@ -38,8 +28,6 @@ class Registry:
     """Looks managed databases up by name; builds nothing that connects until it is asked."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.previews = preview_cache(settings.preview_cache_mb * 1024 * 1024)
         projects: dict[tuple[Path, str], ProjectScripts] = {}
         self._managed: dict[str, Managed] = {}
         for database in settings.databases:

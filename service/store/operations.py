@@ -9,11 +9,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from service.lifecycle import ACTIVE, Status, StepOutcome, require_move
 from service.store.tables import operation_steps, operations
 
-ACTIVE = ("queued", "running")
 MAX_OFFSET = 2**31 - 1  # a page number far past the end must not overflow the driver
-FINISHED = ("succeeded", "failed", "interrupted", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class OperationRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status in FINISHED
+        return Status(self.status).finished
 
 
 _TIMES = (
@@ -160,7 +159,7 @@ def list_page(
 
 
 def latest_for(
-    connection: sa.Connection, database: str, statuses: Sequence[str]
+    connection: sa.Connection, database: str, statuses: Sequence[Status]
 ) -> OperationRecord | None:
     query = (
         sa.select(operations)
@@ -176,12 +175,13 @@ def transition(
     connection: sa.Connection,
     operation_id: int,
     *,
-    from_status: str,
-    to_status: str,
+    from_status: Status,
+    to_status: Status,
     worker_id: str | None = None,
     values: Mapping[str, Any] | None = None,
 ) -> bool:
     """Move an operation from one status to another; False if it was not in `from_status`."""
+    require_move(from_status, to_status)
     conditions = [operations.c.id == operation_id, operations.c.status == from_status]
     if worker_id is not None:
         conditions.append(operations.c.worker_id == worker_id)
@@ -202,12 +202,12 @@ def claim_next(
     earlier = operations.alias("earlier")
     blocked = sa.exists().where(
         earlier.c.database == operations.c.database,
-        earlier.c.status.in_(ACTIVE),
+        earlier.c.status.in_(sorted(ACTIVE)),
         earlier.c.id < operations.c.id,
     )
     query = (
         sa.select(operations.c.id)
-        .where(operations.c.status == "queued", ~blocked)
+        .where(operations.c.status == Status.QUEUED, ~blocked)
         .order_by(operations.c.id)
         .limit(1)
         .with_for_update(skip_locked=True, of=operations)
@@ -221,8 +221,8 @@ def claim_next(
             claimed = transition(
                 connection,
                 candidate,
-                from_status="queued",
-                to_status="running",
+                from_status=Status.QUEUED,
+                to_status=Status.RUNNING,
                 values={"worker_id": worker_id, **values},
             )
     except sa.exc.IntegrityError:  # another worker's claim of this database won
@@ -244,7 +244,7 @@ def heartbeat(
 
 def expired(connection: sa.Connection, now: dt.datetime) -> list[OperationRecord]:
     query = sa.select(operations).where(
-        operations.c.status == "running", operations.c.lease_expires_at < now
+        operations.c.status == Status.RUNNING, operations.c.lease_expires_at < now
     )
     return [_record(row) for row in connection.execute(query)]
 
@@ -272,7 +272,7 @@ def update_running(
         .where(
             operations.c.id == operation_id,
             operations.c.worker_id == worker_id,
-            operations.c.status == "running",
+            operations.c.status == Status.RUNNING,
         )
         .values(**values)
     )
@@ -286,12 +286,12 @@ def mark_rolled_back(connection: sa.Connection, operation_id: int, applied: set[
         undone = (step.direction == "upgrade" and step.revision not in applied) or (
             step.direction == "downgrade" and step.revision in applied
         )
-        if step.outcome == "succeeded" and undone:
+        if step.outcome == StepOutcome.SUCCEEDED and undone:
             connection.execute(
                 operation_steps.update()
                 .where(
                     operation_steps.c.operation_id == operation_id,
                     operation_steps.c.position == step.position,
                 )
-                .values(outcome="rolled_back")
+                .values(outcome=StepOutcome.ROLLED_BACK)
             )

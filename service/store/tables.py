@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from service.lifecycle import Action, Status
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -14,8 +16,8 @@ metadata = sa.MetaData(
     }
 )
 
-STATUSES = ("queued", "running", "succeeded", "failed", "interrupted", "cancelled")
-ACTIONS = ("upgrade", "downgrade", "stamp")
+STATUSES = tuple(str(status) for status in Status)
+ACTIONS = tuple(str(action) for action in Action)
 ONE_RUNNING_PER_DATABASE = "uq_migctl_operations_one_running_per_database"
 
 operations = sa.Table(
@@ -62,8 +64,8 @@ operations = sa.Table(
         ONE_RUNNING_PER_DATABASE,
         "database",
         unique=True,
-        sqlite_where=sa.text("status = 'running'"),
-        postgresql_where=sa.text("status = 'running'"),
+        sqlite_where=sa.text(f"status = '{Status.RUNNING}'"),
+        postgresql_where=sa.text(f"status = '{Status.RUNNING}'"),
     ),
 )
 

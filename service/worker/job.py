@@ -11,30 +11,35 @@ from __future__ import annotations
 import logging
 import sys
 
-from service.services.control import ControlStore
+from service.lifecycle import Status
 from service.services.execution import run_claimed
-from service.services.registry import Registry
+from service.services.wiring import build_services
 from service.settings import Settings
 
-EXIT_CODES = {"succeeded": 0, "failed": 1, "lost": 3}
+EXIT_FAILED, EXIT_LOST = 1, 3
 
 
 def main(argv: list[str]) -> int:
     worker_id = argv[0]
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s job: %(message)s")
-    registry = Registry(settings)
-    store = ControlStore(settings.control_database_url.reveal())
+    services = build_services(settings)
     given = argv[1] if len(argv) > 1 else sys.stdin.readline().strip()
-    if not given.isdigit():
-        return EXIT_CODES["lost"]  # the worker stopped before handing an operation over
-    operation_id = int(given)
+    if not (given.isascii() and given.isdigit()):
+        return EXIT_LOST  # the worker stopped before handing an operation over
     try:
-        status = run_claimed(registry, store, operation_id, worker_id)
+        status = run_claimed(
+            services.registry,
+            services.store,
+            int(given),
+            worker_id,
+            settings.job_start_timeout_seconds,
+        )
     finally:
-        registry.close()
-        store.dispose()
-    return EXIT_CODES.get(status, 1)
+        services.close()
+    if status is None:
+        return EXIT_LOST
+    return 0 if status == Status.SUCCEEDED else EXIT_FAILED
 
 
 if __name__ == "__main__":

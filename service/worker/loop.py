@@ -17,10 +17,10 @@ from types import FrameType
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.errors import MigctlError
+from service.lifecycle import JobEnd, Status
 from service.services import execution
-from service.services.control import ControlStore
 from service.services.execution import OperationRecord, QueueListener
-from service.services.registry import Registry
+from service.services.wiring import build_services
 from service.settings import Settings
 from service.worker.probe import read_heads_in_child
 
@@ -33,8 +33,8 @@ class Worker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.registry = Registry(settings)
-        self.store = ControlStore(settings.control_database_url.reveal())
+        self.services = build_services(settings)
+        self.registry, self.store = self.services.registry, self.services.store
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
         self._spare: subprocess.Popen[bytes] | None = None
@@ -53,8 +53,7 @@ class Worker:
                 if not worked:
                     listener.wait(self.settings.worker_poll_seconds, self.stopping)
         self._drop_spare()
-        self.registry.close()
-        self.store.dispose()
+        self.services.close()
         logger.info("worker %s stopped", self.worker_id)
 
     def _once(self) -> bool:
@@ -98,7 +97,7 @@ class Worker:
             self._spare.stdin.close()  # it reads EOF and exits
             self._spare.wait()
 
-    def _supervise(self, record: OperationRecord, child: subprocess.Popen[bytes]) -> str:
+    def _supervise(self, record: OperationRecord, child: subprocess.Popen[bytes]) -> JobEnd:
         """Heartbeat while the child runs; stop it when it must; say how it ended."""
         started = renewed = time.monotonic()
         stop_deadline: float | None = None
@@ -106,19 +105,19 @@ class Worker:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=min(self.settings.heartbeat_seconds, 1.0))
             if child.returncode is not None:
-                return f"exit {child.returncode}"
+                return JobEnd.EXITED
             renewal = self._renew(record)
             if renewal is False or time.monotonic() - renewed > self.settings.lease_seconds:
-                return _kill(child, "lease lost")  # another worker may take over now
+                return _kill(child, JobEnd.LEASE_LOST)  # another worker may take over now
             if renewal:
                 renewed = time.monotonic()
             if self._start_timed_out(record, started):
-                return _kill(child, "start timeout")
+                return _kill(child, JobEnd.START_TIMEOUT)
             if self.stopping.is_set():
                 grace = self.settings.shutdown_grace_seconds
                 stop_deadline = stop_deadline or time.monotonic() + grace
                 if time.monotonic() >= stop_deadline:
-                    return _kill(child, "shutdown")
+                    return _kill(child, JobEnd.SHUTDOWN)
 
     def _renew(self, record: OperationRecord) -> bool | None:
         """True: lease renewed; False: it is no longer ours; None: cannot tell right now."""
@@ -139,15 +138,22 @@ class Worker:
             return False
         return current is not None and current.executing_at is None
 
-    def _end_abandoned(self, record: OperationRecord, outcome: str) -> None:
+    def _end_abandoned(self, record: OperationRecord, outcome: JobEnd) -> None:
         """A job that ended without recording its end: failed if it never began, else
         interrupted (the database may be part way)."""
         current = execution.load_operation(self.store, record.id)
-        if current is None or current.status != "running":
+        if current is None or current.status != Status.RUNNING:
             return
-        if outcome == "start timeout" or (current.executing_at is None and outcome != "shutdown"):
+        never_began = current.executing_at is None and outcome != JobEnd.SHUTDOWN
+        if outcome == JobEnd.START_TIMEOUT or never_began:
             execution.fail_before_start(
-                self.registry, self.store, current, self.worker_id, outcome, self._read_heads
+                self.registry,
+                self.store,
+                current,
+                self.worker_id,
+                outcome,
+                self._read_heads,
+                self.settings.job_start_timeout_seconds,
             )
         else:
             reason = f"The job process stopped ({outcome})."
@@ -167,7 +173,7 @@ def _job_process(worker_id: str, operation_id: int | None) -> subprocess.Popen[b
     return subprocess.Popen(command, stdin=stdin, preexec_fn=_die_with_parent)
 
 
-def _kill(child: subprocess.Popen[bytes], reason: str) -> str:
+def _kill(child: subprocess.Popen[bytes], reason: JobEnd) -> JobEnd:
     child.kill()
     child.wait()
     return reason

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from service.services.execution import heads_now
-from service.services.registry import Registry
+from service.services.wiring import build_services
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -31,11 +31,11 @@ def read_heads_in_child(database: str, timeout: float) -> list[str] | None:
 
 
 def main(database: str) -> None:
-    registry = Registry(Settings.from_env())
+    services = build_services(Settings.from_env())
     try:
-        print(json.dumps(heads_now(registry)(database)))
+        print(json.dumps(heads_now(services.registry)(database)))
     finally:
-        registry.close()
+        services.close()
 
 
 if __name__ == "__main__":

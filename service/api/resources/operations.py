@@ -11,8 +11,8 @@ from flask.views import MethodView
 from service.api.context import control_store, current_principal, registry, request_context
 from service.api.fields import revision_spec
 from service.api.smorest import Blueprint
+from service.lifecycle import Action, Status
 from service.services import operations as service
-from service.services.operations import ACTIONS, STATUSES
 
 blp = Blueprint("Operations", __name__, description="Changes to a database, run by a worker.")
 
@@ -20,7 +20,7 @@ _KEY = ma.validate.Regexp(r"^[\x21-\x7e]{1,255}$", error="1-255 visible ASCII ch
 
 
 class OperationCreateSchema(ma.Schema):
-    action = ma.fields.String(required=True, validate=ma.validate.OneOf(ACTIONS))
+    action = ma.fields.String(required=True, validate=ma.validate.OneOf(list(Action)))
     revision = revision_spec(required=True, metadata={"description": "heads, an id, -1, base ..."})
     expected_current = ma.fields.List(
         revision_spec(),
@@ -67,7 +67,7 @@ class OperationSummarySchema(ma.Schema):
     expected_current = ma.fields.List(ma.fields.String(), allow_none=True)
     purge = ma.fields.Boolean()
     reason = ma.fields.String(allow_none=True)
-    status = ma.fields.String(metadata={"description": ", ".join(STATUSES)})
+    status = ma.fields.String(metadata={"description": ", ".join(Status)})
     actor = ma.fields.String()
     on_behalf_of = ma.fields.String(allow_none=True, metadata={"description": "X-On-Behalf-Of"})
     request_id = ma.fields.String(allow_none=True)
@@ -89,8 +89,8 @@ class OperationSchema(OperationSummarySchema):
 
 
 class OperationQueryArgsSchema(ma.Schema):
-    status = ma.fields.String(validate=ma.validate.OneOf(STATUSES))
-    action = ma.fields.String(validate=ma.validate.OneOf(ACTIONS))
+    status = ma.fields.String(validate=ma.validate.OneOf(list(Status)))
+    action = ma.fields.String(validate=ma.validate.OneOf(list(Action)))
     database = ma.fields.String(validate=ma.validate.Length(max=63))
 
 

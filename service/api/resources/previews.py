@@ -6,11 +6,11 @@ import marshmallow as ma
 from flask import Response, request
 from flask.views import MethodView
 
-from service.api.context import registry
+from service.api.context import preview_cache, registry
 from service.api.fields import revision_spec
 from service.api.smorest import Blueprint
+from service.lifecycle import Action
 from service.services import previews as service
-from service.services.operations import ACTIONS
 
 blp = Blueprint("Previews", __name__, description="The SQL a change would run, before it runs.")
 
@@ -41,7 +41,7 @@ class PreviewSchema(ma.Schema):
 
 
 class PreviewArgsSchema(ma.Schema):
-    action = ma.fields.String(load_default="upgrade", validate=ma.validate.OneOf(ACTIONS))
+    action = ma.fields.String(load_default="upgrade", validate=ma.validate.OneOf(list(Action)))
     from_ = ma.fields.String(
         data_key="from",
         load_default="current",
@@ -83,7 +83,7 @@ class SqlPreview(MethodView):
         Byte for byte what `alembic <action> <from>:<to> --sql` prints, split per revision.
         With `Accept: text/plain` the answer is the script alone. The ETag follows the text.
         """
-        preview = service.preview_sql(registry(), db, **args)
+        preview = service.preview_sql(registry(), preview_cache(), db, **args)
         as_text = request.accept_mimetypes.best_match(["application/json", "text/plain"])
         tag = preview.sha256 if as_text == "text/plain" else f"{preview.sha256}-json"
         headers = {"ETag": f'"{tag}"', "Vary": "Accept"}
