@@ -88,7 +88,7 @@ def docs(browser: Browser, served: str) -> Iterator[tuple[Page, list[str]]]:
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{served}/docs")
     # Rendered, or given up ("Unable to render this definition"): Swagger UI shows one.
-    page.locator(".opblock, .version-pragma, .errors-wrapper").first.wait_for(timeout=20_000)
+    page.locator(".opblock, .version-pragma, .errors-wrapper").first.wait_for(timeout=30_000)
     yield page, errors
     page.close()
 
@@ -126,6 +126,6 @@ def test_docs_page_authorizes_with_a_bearer_token_and_runs_a_request(
     operation.locator("button.execute").click()
 
     response = operation.locator(".live-responses-table .response").first
-    expect(response.locator(".response-col_status")).to_have_text("200", timeout=10_000)
+    expect(response.locator(".response-col_status")).to_have_text("200", timeout=15_000)
     expect(response.locator(".response-col_description")).to_contain_text('"example"')
     assert errors == []
