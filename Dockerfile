@@ -3,7 +3,10 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY service ./service
+# The wheel force-includes these (pyproject.toml): the example project and migctl's own
+# control-schema migrations. What else the context holds is cut by .dockerignore.
 COPY examples ./examples
+COPY migrations ./migrations
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

@@ -1,7 +1,8 @@
 """The interactive API page, served with Swagger UI's assets by migctl itself.
 
-Deployments are often closed networks (no CDN), and the page's script is a file of ours,
-not inline, so a strict Content-Security-Policy holds.
+Deployments are often closed networks (no CDN), so the assets are vendored in the package
+(static/swagger-ui/README.md says which version and how to update it). The page's script is a
+file of ours, not inline, so a strict Content-Security-Policy holds.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from pathlib import Path
 
 from flask import Blueprint, send_from_directory
 from flask.wrappers import Response
-from swagger_ui_bundle import swagger_ui_path
 
 STATIC = Path(__file__).parent / "static"
+SWAGGER_UI = STATIC / "swagger-ui"
 
 page = Blueprint("docs", __name__)
 
@@ -29,4 +30,4 @@ def docs_script() -> Response:
 
 @page.get("/docs/assets/<path:filename>")
 def docs_assets(filename: str) -> Response:
-    return send_from_directory(str(swagger_ui_path), filename)
+    return send_from_directory(SWAGGER_UI, filename)
