@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -22,8 +21,6 @@ EXIT_CONFIG = 2
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.run is _serve:
-        _fix_hash_seed(sys.argv[1:] if argv is None else list(argv))
     try:
         result: int = args.run(args)
     except ConfigError as exc:
@@ -65,21 +62,6 @@ def _parser() -> argparse.ArgumentParser:
     write.add_argument("path", nargs="?", type=Path, default=DEFAULT_SPEC_PATH)
     write.set_defaults(run=_openapi_write)
     return parser
-
-
-def _fix_hash_seed(argv: list[str]) -> None:
-    """Re-exec with PYTHONHASHSEED=0 so that previews are the same in every process.
-
-    Alembic picks which version row to UPDATE when it unmerges a merge point by iterating a
-    set of strings: the text of such a preview depends on the hash seed. One fixed seed makes
-    it (and its sha256 and ETag) the same across workers, restarts and hosts, and equal to
-    `PYTHONHASHSEED=0 alembic ... --sql`. Hash flooding stays bounded by gunicorn's request
-    line and header limits.
-    """
-    # A process setting, not configuration: the one read of os.environ outside settings.py.
-    if os.environ.get("PYTHONHASHSEED") != "0":
-        environ = {**os.environ, "PYTHONHASHSEED": "0"}
-        os.execve(sys.executable, [sys.executable, "-m", "service.cli", *argv], environ)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -205,3 +205,55 @@ class PolicyRefusedError(MigctlError):
     """The database's policy forbids this action (allow_downgrade / allow_stamp)."""
 
     code = "policy-refused"
+
+
+class TransactionPoolerError(MigctlError):
+    """The migration connection goes through a transaction pooler: a session lock would leak."""
+
+    code = "transaction-pooler"
+
+
+def _by_code() -> dict[str, type[MigctlError]]:
+    found: dict[str, type[MigctlError]] = {}
+    pending: list[type[MigctlError]] = [MigctlError]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.code, cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def error_from_wire(message: Mapping[str, Any]) -> MigctlError:
+    """The MigctlError a project runner reported (code, detail, context), as if raised here.
+
+    A code migctl does not know means the runner failed in a way of its own: the project is
+    unavailable until it is fixed, and the detail says why.
+    """
+    cls = _by_code().get(str(message.get("code")), ProjectUnavailableError)
+    if cls is MigctlError:
+        cls = ProjectUnavailableError
+    error = cls.__new__(cls)
+    MigctlError.__init__(
+        error, str(message.get("detail") or ""), **dict(message.get("context") or {})
+    )
+    return error
+
+
+def redacted(error: MigctlError, secrets: Sequence[str]) -> MigctlError:
+    """The same error with every secret taken out of its detail and string context."""
+    ordered = sorted((s for s in secrets if s), key=len, reverse=True)
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in ordered:
+                value = value.replace(secret, "***")
+            return value
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        return value
+
+    copy = type(error).__new__(type(error))
+    MigctlError.__init__(copy, clean(error.detail), **clean(dict(error.context)))
+    return copy

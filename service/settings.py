@@ -5,6 +5,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_DOCS_PUBLIC",
         "MIGCTL_MAX_BODY_BYTES",
         "MIGCTL_CORS_ORIGINS",
+        "MIGCTL_RUNNER_TIMEOUT_SECONDS",
     }
 )
 DATABASE_KEYS = frozenset(
@@ -54,8 +56,13 @@ DATABASE_KEYS = frozenset(
         "env",
         "allow_downgrade",
         "allow_stamp",
+        "python",
+        "migration_url",
+        "migration_url_env",
+        "lock",
     }
 )
+LOCK_KINDS = ("advisory", "table")
 PRODUCTION = "production"
 DEFAULT_DATABASE_NAME = "default"
 EXAMPLE_DATABASE_NAME = "example"
@@ -76,6 +83,14 @@ class ManagedDatabase:
     env: Mapping[str, Secret] = field(default_factory=dict)
     allow_downgrade: bool | None = None  # None: allowed unless environment is production
     allow_stamp: bool | None = None
+    python: tuple[str, ...] = (sys.executable,)  # the interpreter (argv prefix) of its project
+    migration_url: Secret | None = None  # a direct connection for jobs, when url is pooled
+    lock: str = "advisory"  # or "table": a lease row, for a transaction pooler
+
+    @property
+    def job_url(self) -> Secret:
+        """The URL jobs migrate through: migration_url when set, else url."""
+        return self.migration_url or self.url
 
     def allows(self, action: str) -> bool:
         """The policy: downgrades and stamps are refused in production unless allowed."""
@@ -83,6 +98,8 @@ class ManagedDatabase:
         if action not in ("downgrade", "stamp"):
             return True
         return explicit if explicit is not None else self.environment != PRODUCTION
+
+    url_variables: tuple[str, ...] = ()  # environment variables its URLs came from
 
     @property
     def masked_url(self) -> str:
@@ -122,6 +139,10 @@ class Settings:
     docs_public: bool = True
     max_body_bytes: int = 65536
     cors_origins: tuple[str, ...] = ()
+    runner_timeout_seconds: float = 30.0
+    # What project runners inherit: this environment without MIGCTL_* and the variables
+    # that hold databases' URLs (url_env, migration_url_env).
+    runner_environ: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -146,10 +167,23 @@ class Settings:
             control_db_auto_upgrade=_flag(env, "MIGCTL_CONTROL_DB_AUTO_UPGRADE", default=True),
             **_worker_timings(env),
             **_access(env),
+            runner_timeout_seconds=_seconds(env, "MIGCTL_RUNNER_TIMEOUT_SECONDS", default=30.0),
+            runner_environ=_runner_environ(env, databases),
         )
 
     def database(self, name: str) -> ManagedDatabase | None:
         return next((db for db in self.databases if db.name == name), None)
+
+
+def _runner_environ(
+    env: Mapping[str, str], databases: tuple[ManagedDatabase, ...]
+) -> dict[str, str]:
+    hidden = {name for db in databases for name in db.url_variables}
+    return {
+        key: value
+        for key, value in env.items()
+        if not key.startswith(ENV_PREFIX) and key not in hidden
+    }
 
 
 def _reject_unknown_variables(env: Mapping[str, str]) -> None:
@@ -322,9 +356,11 @@ def _database_from_table(
     ini_value = _string(table, "alembic_config", where)
     if not ini_value:
         raise ConfigError(f"{where}: key 'alembic_config' is missing.")
+    url, url_variable = _database_url(table, where, env, "url")
+    migration_url, migration_variable = _database_url(table, where, env, "migration_url")
     return ManagedDatabase(
         name=name,
-        url=Secret(_database_url(table, where, env)),
+        url=Secret(url),
         alembic_config=_checked_ini((path.parent / ini_value).absolute(), section, where),
         alembic_section=section,
         environment=environment,
@@ -332,7 +368,33 @@ def _database_from_table(
         env=_env_table(table, where),
         allow_downgrade=_bool(table, "allow_downgrade", where),
         allow_stamp=_bool(table, "allow_stamp", where),
+        python=_python(table, where, path.parent),
+        migration_url=Secret(migration_url) if migration_url else None,
+        lock=_lock(table, where),
+        url_variables=tuple(v for v in (url_variable, migration_variable) if v),
     )
+
+
+def _python(table: Mapping[str, Any], where: str, folder: Path) -> tuple[str, ...]:
+    """The project's interpreter: a path (relative to the databases file) or an argv prefix."""
+    value = table.get("python")
+    if value is None:
+        return (sys.executable,)
+    if isinstance(value, str) and value:
+        return (str((folder / value).absolute()) if "/" in value else value,)
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise ConfigError(
+        f"{where}: key 'python' is an interpreter's path or a non-empty list of strings (an "
+        'argv prefix, e.g. ["/usr/bin/env", "PYTHONPATH=/srv/app", "/srv/app/.venv/bin/python"]).'
+    )
+
+
+def _lock(table: Mapping[str, Any], where: str) -> str:
+    kind = _string(table, "lock", where) or "advisory"
+    if kind not in LOCK_KINDS:
+        raise ConfigError(f"{where}: key 'lock' is one of {', '.join(LOCK_KINDS)}, not {kind!r}.")
+    return kind
 
 
 def _string(table: Mapping[str, Any], key: str, where: str) -> str:
@@ -349,17 +411,20 @@ def _bool(table: Mapping[str, Any], key: str, where: str) -> bool | None:
     return value
 
 
-def _database_url(table: Mapping[str, Any], where: str, env: Mapping[str, str]) -> str:
-    url, url_env = _string(table, "url", where), _string(table, "url_env", where)
+def _database_url(
+    table: Mapping[str, Any], where: str, env: Mapping[str, str], key: str
+) -> tuple[str, str | None]:
+    """`key` or `key`_env's variable; (value, the variable it came from). Only `url` is required."""
+    url, url_env = _string(table, key, where), _string(table, f"{key}_env", where)
     if url and url_env:
-        raise ConfigError(f"{where}: set 'url' or 'url_env', not both.")
+        raise ConfigError(f"{where}: set '{key}' or '{key}_env', not both.")
     if url_env:
         if not env.get(url_env):
-            raise ConfigError(f"{where}: key 'url_env' names {url_env}, which is not set.")
-        return env[url_env]
-    if not url:
+            raise ConfigError(f"{where}: key '{key}_env' names {url_env}, which is not set.")
+        return env[url_env], url_env
+    if not url and key == "url":
         raise ConfigError(f"{where}: key 'url' (or 'url_env') is missing.")
-    return url
+    return url, None
 
 
 def _env_table(table: Mapping[str, Any], where: str) -> dict[str, Secret]:

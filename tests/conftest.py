@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from service.api.app import create_app
+from service.migrator.runners import RunnerPool
 from service.secrets import Secret
 from service.services.control import upgrade_control_schema
 from service.settings import ManagedDatabase, Settings
@@ -62,6 +63,22 @@ class PostgresServer:
             for name in self.created:
                 connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         self.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _runners_stop_with_the_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every runner process a test's apps and workers start is stopped when the test ends."""
+    pools: list[RunnerPool] = []
+    original = RunnerPool.__init__
+
+    def tracked(self: RunnerPool, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        pools.append(self)
+
+    monkeypatch.setattr(RunnerPool, "__init__", tracked)
+    yield
+    for pool in pools:
+        pool.close()
 
 
 @pytest.fixture(scope="session")

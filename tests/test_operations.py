@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 
 from service.api.context import SERVICES
 from service.services import execution
+from service.worker.loop import Worker
 from tests.conftest import alembic, client_for, first_token_lines, managed
 
 WORKER = "test-worker"
@@ -25,11 +26,14 @@ def post(client: FlaskClient, db: str = "db", headers: dict[str, str] | None = N
 
 def run_next(client: FlaskClient) -> str:
     """What `migctl worker` does for one operation, in this process."""
-    app = client.application
-    store, registry = app.extensions[SERVICES].store, app.extensions[SERVICES].registry
-    record = execution.claim_next(store, WORKER, 30)
+    services = client.application.extensions[SERVICES]
+    worker = Worker(services.settings, services)
+    record = execution.claim_next(services.store, worker.worker_id, 30)
     assert record is not None, "nothing to claim"
-    return str(execution.run_claimed(registry, store, record.id, WORKER, 60))
+    worker._run(record)
+    ended = execution.load_operation(services.store, record.id)
+    assert ended is not None
+    return str(ended.status)
 
 
 def operation(client: FlaskClient, operation_id: int) -> Any:

@@ -1,14 +1,14 @@
-"""RevisionInfo: what migctl tells about one Alembic revision, read once from its Script."""
+"""RevisionInfo: what migctl tells about one Alembic revision, read once from its export."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
-from alembic.script import Script
 from alembic.util import to_tuple
+
+from service.migrator.exported import ExportedRevision
 
 _HEADER = re.compile(r"^(Revision ID|Revises|Create Date):\s*(.*)$")
 
@@ -30,12 +30,13 @@ class RevisionInfo:
     is_base: bool
     is_branch_point: bool
     is_merge: bool
+    sha256: str | None = None  # of the revision file, when it was read
     applied: bool | None = None
 
 
-def revision_info(script: Script, project_dir: Path) -> RevisionInfo:
+def revision_info(script: ExportedRevision) -> RevisionInfo:
     """Describe `script`; `path` is relative to the project directory when it lies inside."""
-    message, description, created_at = _parse_docstring(script.longdoc or "")
+    message, description, created_at = _parse_docstring(script.doc or "")
     return RevisionInfo(
         revision=script.revision,
         down_revisions=tuple(to_tuple(script.down_revision, default=())),
@@ -45,11 +46,12 @@ def revision_info(script: Script, project_dir: Path) -> RevisionInfo:
         message=message,
         description=description,
         created_at=created_at,
-        path=_relative(Path(script.path), project_dir),
+        path=script.path,
         is_head=script.is_head,
         is_base=script.is_base,
         is_branch_point=script.is_branch_point,
         is_merge=script.is_merge_point,
+        sha256=script.sha256,
     )
 
 
@@ -72,10 +74,3 @@ def _parse_date(text: str) -> datetime | None:
         return datetime.fromisoformat(text.strip())
     except ValueError:
         return None
-
-
-def _relative(path: Path, project_dir: Path) -> str:
-    try:
-        return path.resolve().relative_to(project_dir.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()

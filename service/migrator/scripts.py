@@ -1,21 +1,18 @@
-"""One cached ScriptDirectory per project, reloaded when a file changes, and graph queries."""
+"""One project's revision graph, exported by its runner when a file changes, and queries on it."""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import threading
 import time
-import traceback
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from alembic.script.revision import (
     MultipleHeads,
     RangeNotAncestorError,
@@ -33,18 +30,25 @@ from service.errors import (
     RelativeStepError,
     RevisionNotFoundError,
     RevisionSpecError,
+    error_from_wire,
 )
+from service.migrator.exported import ExportedRevision, ExportedScripts
 from service.migrator.revisions import RevisionInfo, revision_info
-from service.migrator.sandbox import alembic_environment
+from service.migrator.runners import RunnerProcess
 
 _PLANS_KEPT = 256
-_GRAPH_WARNINGS = ("is present more than once", "is not present")
+_NOTHING_TO_WATCH: dict[str, Any] = {
+    "sys_path": [],
+    "version_locations": [],
+    "recursive": False,
+    "env_py_path": "",
+}
 _RELATIVE_HINTS = ("Relative revision", "Ambiguous walk", "Walked too far", "Ambiguous upgrade")
 
 
 @dataclass(frozen=True)
 class _Layout:
-    """Where a project keeps its files, read from its config once per ini change."""
+    """Where a project keeps its files, as its runner reported them."""
 
     ini_path: Path
     ini_stat: tuple[int, int]
@@ -55,22 +59,31 @@ class _Layout:
 
 
 class ProjectScripts:
-    """The ScriptDirectory of one Alembic project, cached while no file of it changes."""
+    """The revision graph of one Alembic project, exported again whenever a file changes.
 
-    def __init__(self, ini: Path, section: str = "alembic", rescan_seconds: float = 2.0) -> None:
+    Every request stats the ini, env.py and the version folders; every file is stat'ed at
+    most once per `rescan_seconds` (an in-place edit). Only a change asks the runner.
+    """
+
+    def __init__(
+        self,
+        ini: Path,
+        section: str,
+        runner: RunnerProcess,
+        rescan_seconds: float = 2.0,
+    ) -> None:
         self.ini = ini
         self.section = section
         self.directory = ini.parent
+        self.runner = runner
         self.rescan_seconds = rescan_seconds
         self._lock = threading.Lock()
         self._layout: _Layout | None = None
         self._signature = ""
         self._quick = ""
         self._next_rescan = 0.0
+        self._generations = itertools.count(1)
         self._loaded: RevisionGraph | ProjectUnavailableError | None = None
-
-    def config(self, **kwargs: Any) -> Config:
-        return Config(file_=str(self.ini), ini_section=self.section, **kwargs)
 
     def graph(self) -> RevisionGraph:
         """The current graph; raises ProjectUnavailableError while the project is broken."""
@@ -82,6 +95,11 @@ class ProjectScripts:
         if isinstance(loaded, ProjectUnavailableError):
             raise ProjectUnavailableError(loaded.detail, **loaded.context)
         return loaded
+
+    @property
+    def signature(self) -> str:
+        """Changes whenever env.py, the ini file or a version file changes (after graph())."""
+        return self._signature
 
     def _unchanged_at_a_glance(self) -> bool:
         """A few stats (ini, env.py, version folders); every file only once per rescan period.
@@ -95,73 +113,64 @@ class ProjectScripts:
         return quick == self._quick and time.monotonic() < self._next_rescan
 
     def _rescan(self) -> None:
-        layout = self._current_layout()
-        signature = _signature(layout)
-        if signature != self._signature or self._loaded is None:
-            self._loaded = self._load(signature)
-            self._signature = signature
-        self._quick = _quick_signature(layout)
+        layout = self._layout
+        if layout is not None and layout.ini_stat != _stat(str(self.ini)):
+            layout = None  # the ini may name other version folders or env.py: ask again
+        before = _signature(layout) if layout is not None else ""
+        if layout is None or before != self._signature or self._loaded is None:
+            loaded, fresh = self._export()
+            if fresh is None:  # the runner failed: try again on the next request
+                self._loaded, self._layout = loaded, None
+                return
+            # Files that change while the runner loads them are seen at the next rescan.
+            signature = before if fresh == layout else _signature(fresh)
+            if isinstance(loaded, RevisionGraph):
+                loaded.signature = signature
+            self._loaded, self._layout, self._signature = loaded, fresh, signature
+        assert self._layout is not None
+        self._quick = _quick_signature(self._layout)
         self._next_rescan = time.monotonic() + self.rescan_seconds
 
-    @property
-    def sys_path(self) -> tuple[str, ...]:
-        """prepend_sys_path entries, resolved against the ini file's folder."""
-        return self._layout.sys_path if self._layout else ()
-
-    @property
-    def signature(self) -> str:
-        """Changes whenever env.py, the ini file or a version file changes (after graph())."""
-        return self._signature
-
-    def _current_layout(self) -> _Layout:
-        stat = _stat(str(self.ini))
-        if self._layout is None or self._layout.ini_stat != stat:
-            self._layout = self._read_layout(stat)
-        return self._layout
-
-    def _read_layout(self, ini_stat: tuple[int, int]) -> _Layout:
-        with alembic_environment({}):
-            try:
-                config = self.config()
-                script = ScriptDirectory.from_config(config)
-            except Exception as exc:  # a missing script_location, a bad option value
-                raise ProjectUnavailableError(f"{self.ini}: {exc}", path=self.ini.name) from exc
-        return _Layout(
+    def _export(self) -> tuple[RevisionGraph | ProjectUnavailableError, _Layout | None]:
+        """Ask the runner to load the files as they are now; its answer becomes the graph."""
+        ini_stat = _stat(str(self.ini))
+        generation = str(next(self._generations))
+        try:
+            exported = self.runner.request("load", signature=generation)
+        except MigctlError as exc:
+            return ProjectUnavailableError(exc.detail, **{"path": None, **exc.context}), None
+        raw = exported.get("layout") or _NOTHING_TO_WATCH  # an unreadable ini: watch it alone
+        layout = _Layout(
             ini_path=self.ini,
             ini_stat=ini_stat,
-            sys_path=_prepend_sys_path(config, self.directory),
-            version_locations=tuple(str(path) for path in script._version_locations),
-            recursive=script.recursive_version_locations,
-            env_py=script.env_py_location,
+            sys_path=tuple(str(path) for path in raw["sys_path"]),
+            version_locations=tuple(str(path) for path in raw["version_locations"]),
+            recursive=bool(raw["recursive"]),
+            env_py=str(raw["env_py_path"]),
         )
-
-    def _load(self, signature: str) -> RevisionGraph | ProjectUnavailableError:
-        with alembic_environment({}, self.sys_path), warnings.catch_warnings(record=True) as seen:
-            warnings.simplefilter("always")
-            try:
-                script = ScriptDirectory.from_config(self.config())
-                graph = RevisionGraph(script, self.directory, signature)
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:  # revision files are user code: SystemExit too
-                return _load_failure(exc, [str(w.message) for w in seen], self.directory)
-        messages = [str(warning.message) for warning in seen]
-        problems = [m for m in messages if any(p in m for p in _GRAPH_WARNINGS)]
-        if problems:
-            return ProjectUnavailableError("; ".join(problems), path=None)
-        return graph
+        if exported.get("error") is not None:
+            error = error_from_wire(exported["error"])
+            return ProjectUnavailableError(error.detail, **error.context), layout
+        try:
+            return RevisionGraph(exported["graph"], generation), layout
+        except (RevisionError, CommandError, KeyError, ValueError) as exc:
+            detail = f"The revision graph of {self.ini} cannot be planned: {exc}"
+            return ProjectUnavailableError(detail, path=None), layout
 
 
 class RevisionGraph:
-    """Read-only questions about a loaded revision graph; safe to share between threads."""
+    """Read-only questions about an exported revision graph; safe to share between threads."""
 
-    def __init__(self, script: ScriptDirectory, project_dir: Path, signature: str = "") -> None:
-        self.script = script
+    def __init__(self, exported: dict[str, Any], generation: str, signature: str = "") -> None:
+        revisions = [ExportedRevision(item) for item in exported["revisions"]]
+        self.script = ExportedScripts(revisions)
+        self.generation = generation  # what the runner loaded: requests name it
         self.signature = signature  # of the files this graph was loaded from
-        self.env_py_path = _relative(script.env_py_location, project_dir) or "env.py"
-        self.map = script.revision_map
-        self.newest_first = tuple(revision_info(s, project_dir) for s in script.walk_revisions())
+        self.env_py_path = str(exported["env_py"])
+        self.map = self.script.revision_map
+        self.newest_first = tuple(revision_info(revision) for revision in revisions)
         self._by_id = {info.revision: info for info in self.newest_first}
+        self._heads = tuple(exported["heads"])  # in the order the project's alembic lists them
         # Alembic walks the whole graph for each plan (~3 ms at 1,000 revisions), while a
         # database's heads change rarely: remember recent plans of this (immutable) graph.
         self._plans: dict[tuple[tuple[str, ...], str], tuple[RevisionInfo, ...]] = {}
@@ -173,7 +182,7 @@ class RevisionGraph:
         return revision in self._by_id
 
     def heads(self) -> list[RevisionInfo]:
-        return [self._by_id[head] for head in self.script.get_heads()]
+        return [self._by_id[head] for head in self._heads]
 
     def branch_points(self) -> list[RevisionInfo]:
         return [info for info in self.newest_first if info.is_branch_point]
@@ -285,42 +294,6 @@ def _revision_error(spec: str, heads: Sequence[str], exc: RevisionError) -> Migc
         return RevisionSpecError(f"{spec!r}: {message}", revision=spec, heads=list(heads))
     error = RelativeStepError if message.startswith(_RELATIVE_HINTS) else RevisionSpecError
     return error(f"{spec!r}: {message}", revision=spec, heads=list(heads))
-
-
-def _load_failure(
-    exc: BaseException, seen: list[str], project_dir: Path
-) -> ProjectUnavailableError:
-    missing = [message for message in seen if "is not present" in message]
-    if missing:
-        return ProjectUnavailableError("; ".join(missing), path=None)
-    path, line = _culprit(exc, project_dir)
-    where = f"{path}, line {line}" if line else path or "the project"
-    reason = f"{type(exc).__name__}: {exc}"
-    return ProjectUnavailableError(f"Cannot load {where}: {reason}", path=path, line=line)
-
-
-def _culprit(exc: BaseException, project_dir: Path) -> tuple[str | None, int | None]:
-    """The project file (relative path) and line where loading failed, if it is one of ours."""
-    if isinstance(exc, SyntaxError) and exc.filename:
-        return _relative(exc.filename, project_dir), exc.lineno
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        relative = _relative(frame.filename, project_dir)
-        if relative is not None:
-            return relative, frame.lineno
-    return None, None
-
-
-def _relative(filename: str, project_dir: Path) -> str | None:
-    try:
-        return Path(filename).resolve().relative_to(project_dir.resolve()).as_posix()
-    except ValueError:
-        return None
-
-
-def _prepend_sys_path(config: Config, directory: Path) -> tuple[str, ...]:
-    """prepend_sys_path entries resolved against the ini's folder, as the alembic CLI run there."""
-    paths = config.get_prepend_sys_paths_list() or []
-    return tuple(os.path.normpath(directory / path) for path in paths if path)
 
 
 def _stat(path: str) -> tuple[int, int]:

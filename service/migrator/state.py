@@ -1,4 +1,5 @@
-"""The revisions a managed database records, read through its env.py once, then directly."""
+"""The revisions a managed database records: env.py (in the runner) names the table once,
+then one SELECT reads it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
@@ -23,8 +22,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 
-from service.errors import DatabaseUnavailableError, MigctlError, ProjectUnavailableError
-from service.migrator.sandbox import alembic_environment, env_py_failure
+from service.errors import DatabaseUnavailableError, MigctlError, redacted
 from service.migrator.scripts import ProjectScripts, RevisionGraph
 from service.secrets import redact, url_secrets
 from service.settings import ManagedDatabase
@@ -46,6 +44,7 @@ class DatabaseState:
         self.database = database
         self.scripts = scripts
         self._engine: Engine | None = None
+        self._no_driver = False  # migctl cannot open this URL itself: the runner reads it
         self._lock = threading.Lock()
         self._discovered: tuple[str, VersionTable] | None = None
 
@@ -72,6 +71,8 @@ class DatabaseState:
 
     def _read_heads(self, table: VersionTable) -> tuple[str, ...]:
         """One SELECT on a pooled connection; a stale pooled connection is retried once."""
+        if not self._driver_here():
+            return self._read_heads_in_runner(table)
         for attempt in (1, 2):
             try:
                 with self._connection() as connection:
@@ -83,29 +84,46 @@ class DatabaseState:
         raise AssertionError("unreachable")
 
     def _discover(self, graph: RevisionGraph) -> tuple[tuple[str, ...], VersionTable]:
-        """Run env.py online with dont_mutate=True; it tells us its heads and version table."""
-        found: dict[str, Any] = {}
-        with self._connection() as connection:
+        """env.py, run online in the runner with dont_mutate=True, names its version table."""
+        found = self._ask(
+            "discover",
+            signature=graph.generation,
+            database=self.database.name,
+            url=self._url,
+            environ=self._environ,
+        )
+        table = VersionTable(
+            name=str(found["version_table"]),
+            schema=found.get("version_table_schema"),
+            accepts_connection=bool(found.get("accepts_connection")),
+        )
+        return tuple(found["heads"]), table
 
-            def read_only(heads: tuple[str, ...], context: MigrationContext) -> list[Any]:
-                found.setdefault("heads", tuple(heads))
-                found.setdefault("table", _version_table(context, connection))
-                return []
+    def _driver_here(self) -> bool:
+        """Whether migctl has the URL's driver; the project's environment may have it instead."""
+        if self._engine is None and not self._no_driver:
+            try:
+                self._engine_or_new()
+            except (NoSuchModuleError, ImportError):
+                self._no_driver = True
+        return not self._no_driver
 
-            config = self.scripts.config(attributes={"connection": connection})
-            config.set_main_option("sqlalchemy.url", self._url.replace("%", "%%"))
-            with (
-                self._env_py_failures(graph),
-                alembic_environment(self._environ, self.scripts.sys_path),
-                EnvironmentContext(config, graph.script, fn=read_only, dont_mutate=True),
-            ):
-                graph.script.run_env()
-        if "table" not in found:
-            raise ProjectUnavailableError(
-                "env.py never called context.run_migrations(), so its state cannot be read.",
-                path=graph.env_py_path,
-            )
-        return found["heads"], found["table"]
+    def _read_heads_in_runner(self, table: VersionTable) -> tuple[str, ...]:
+        heads = self._ask(
+            "heads",
+            database=self.database.name,
+            url=self._url,
+            version_table=table.name,
+            schema=table.schema,
+        )
+        return tuple(str(head) for head in heads)
+
+    def _ask(self, op: str, **params: Any) -> Any:
+        """A request to the project's runner; what it reports is redacted of our secrets."""
+        try:
+            return self.scripts.runner.request(op, **params)
+        except MigctlError as exc:
+            raise redacted(exc, self.secrets()) from None
 
     @property
     def _url(self) -> str:
@@ -123,7 +141,9 @@ class DatabaseState:
             if self._engine is None:
                 try:
                     self._engine = _create_engine(self._url)
-                except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+                except (NoSuchModuleError, ImportError):
+                    raise
+                except (ArgumentError, ValueError) as exc:
                     detail = f"The URL of database {self.database.name!r} cannot be used: {exc}"
                     raise DatabaseUnavailableError(redact(detail, self.secrets())) from None
             return self._engine
@@ -137,17 +157,6 @@ class DatabaseState:
             raise
         except (SQLAlchemyError, OSError) as exc:
             raise self._unavailable(exc) from exc
-
-    @contextmanager
-    def _env_py_failures(self, graph: RevisionGraph) -> Iterator[None]:
-        try:
-            yield
-        except (MigctlError, KeyboardInterrupt):
-            raise
-        except (SQLAlchemyError, OSError) as exc:
-            raise self._unavailable(exc) from None
-        except BaseException as exc:  # env.py is user code: sys.exit() and ImportError too
-            raise env_py_failure(exc, graph.env_py_path, self.secrets()) from None
 
     def _unavailable(self, exc: BaseException) -> DatabaseUnavailableError:
         reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
@@ -178,14 +187,6 @@ def _select_heads(connection: Connection, table: VersionTable) -> tuple[str, ...
             raise
         return ()  # no version table yet: nothing applied, and a read creates nothing
     return tuple(rows)
-
-
-def _version_table(context: MigrationContext, handed: Connection) -> VersionTable:
-    return VersionTable(
-        name=context.version_table,
-        schema=context.version_table_schema,
-        accepts_connection=context.connection is handed,
-    )
 
 
 def _create_engine(url: str) -> Engine:

@@ -1,15 +1,26 @@
-"""Worker use cases: claim, heartbeat, run a claimed operation, finish it, reap lost ones."""
+"""Worker use cases: claim, start a job in the project's runner, record what it reports,
+end operations, and reap the ones whose worker died."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
+
+import sqlalchemy as sa
 
 from service.errors import JobStartError, MigctlError
 from service.lifecycle import JobEnd, Status
-from service.migrator.runner import FinishedStep, Job, Listener, run_job
+from service.migrator.jobs import (
+    FinishedStep,
+    Job,
+    JobEndedSilently,
+    JobEvent,
+    RunningJob,
+    Started,
+    start_job,
+)
 from service.services.registry import Registry
 from service.store import audit
 from service.store import operations as ops
@@ -21,7 +32,7 @@ from service.store.operations import StepRecord
 
 logger = logging.getLogger(__name__)
 WORKER = "worker"
-HeadsReader = Callable[[str], "list[str] | None"]
+__all__ = ["JobEndedSilently", "JobEvent", "QueueListener", "RunningJob", "Started"]
 
 
 def claim_next(store: ControlStore, worker_id: str, lease_seconds: float) -> OperationRecord | None:
@@ -31,7 +42,8 @@ def claim_next(store: ControlStore, worker_id: str, lease_seconds: float) -> Ope
             connection, worker_id, utcnow(), dt.timedelta(seconds=lease_seconds)
         )
         if record is not None:
-            audit.append(connection, _event(record, "operation.started", Status.RUNNING, worker_id))
+            event = _event(record, "operation.started", Status.RUNNING, worker_id)
+            audit.append(connection, event)
     return record
 
 
@@ -41,21 +53,12 @@ def heartbeat(store: ControlStore, operation_id: int, worker_id: str, lease_seco
         return ops.heartbeat(connection, operation_id, worker_id, utcnow(), lease)
 
 
-def run_claimed(
-    registry: Registry,
-    store: ControlStore,
-    operation_id: int,
-    worker_id: str,
-    start_timeout_seconds: float,
-) -> Status | None:
-    """Run a claimed operation to its end in this process; its final status, or None when
-    it is no longer this worker's to run."""
-    with store.transaction() as connection:
-        record = ops.get(connection, operation_id)
-    if record is None or record.status != Status.RUNNING or record.worker_id != worker_id:
-        return None
+def begin(registry: Registry, record: OperationRecord, lock_wait_seconds: float) -> RunningJob:
+    """Start the claimed operation's job in its project's runner (MigctlError if it cannot)."""
     managed = registry.get(record.database)
+    table = managed.state.version_table
     job = Job(
+        operation_id=record.id,
         database=managed.database,
         action=record.action,
         revision=record.revision,
@@ -63,32 +66,39 @@ def run_claimed(
         expected_current=None
         if record.expected_current is None
         else tuple(record.expected_current),
-        # Shorter than the worker's start timeout, so a busy lock is reported as such.
-        lock_wait_seconds=start_timeout_seconds / 2,
+        lock_wait_seconds=lock_wait_seconds,
+        version_table=None if table is None else (table.name, table.schema),
     )
-    try:
-        run_job(managed.scripts, managed.graph(), job, _Recorder(store, record, worker_id))
-    except MigctlError as exc:
-        failed, heads = Status.FAILED, heads_now(registry)
-        return finish(registry, store, record, worker_id, failed, heads, error=exc)
-    return finish(registry, store, record, worker_id, Status.SUCCEEDED, heads_now(registry))
+    return start_job(managed.scripts, managed.graph(), job)
 
 
-class _Recorder(Listener):
-    """Writes the plan made under the lock, then each step, to the control database."""
+def record_event(
+    registry: Registry,
+    store: ControlStore,
+    record: OperationRecord,
+    worker_id: str,
+    event: JobEvent,
+) -> Status | None:
+    """Write what the job reported; the final status once it has ended, else None.
 
-    def __init__(self, store: ControlStore, record: OperationRecord, worker_id: str) -> None:
-        self.store, self.record, self.worker_id = store, record, worker_id
-        super().__init__(on_start=self._started, on_step=self._stepped)
-
-    def _started(self, heads: tuple[str, ...], planned: list[dict[str, str]]) -> None:
-        values = {"heads_before": list(heads), "planned_steps": planned, "executing_at": utcnow()}
-        with self.store.transaction() as connection:
-            ops.update_running(connection, self.record.id, self.worker_id, values)
-
-    def _stepped(self, step: FinishedStep) -> None:
-        with self.store.transaction() as connection:
-            ops.add_step(connection, self.record.id, _step_record(step))
+    Raises the control database's errors: the caller keeps the event and tries again.
+    """
+    if isinstance(event, Started):
+        values = {
+            "heads_before": list(event.heads),
+            "planned_steps": event.planned,
+            "executing_at": utcnow(),
+        }
+        with store.transaction() as connection:
+            ops.update_running(connection, record.id, worker_id, values)
+        return None
+    if isinstance(event, FinishedStep):
+        with store.transaction() as connection:
+            ops.add_step(connection, record.id, _step_record(event))
+        return None
+    status = Status.SUCCEEDED if event.error is None else Status.FAILED
+    ended = finish(registry, store, record, worker_id, status, event.heads_after, event.error)
+    return ended or status
 
 
 def _step_record(step: FinishedStep) -> StepRecord:
@@ -98,7 +108,7 @@ def _step_record(step: FinishedStep) -> StepRecord:
         direction=step.direction,
         started_at=step.started_at,
         duration_ms=step.duration_ms,
-        statement_count=len(step.statements),
+        statement_count=step.statement_count,
         sql="".join(f"{statement};\n" for statement in step.statements),
         outcome=step.outcome,
     )
@@ -110,11 +120,10 @@ def finish(
     record: OperationRecord,
     worker_id: str,
     status: Status,
-    read_heads: HeadsReader,
+    heads_after: list[str] | None,
     error: MigctlError | None = None,
 ) -> Status | None:
-    """End a running operation with the heads the database really has now."""
-    heads_after = read_heads(record.database)
+    """End a running operation with the heads the database has; None if no longer ours."""
     values: dict[str, Any] = {"finished_at": utcnow(), "heads_after": heads_after}
     if error is not None:
         values.update(_error_values(error))
@@ -130,14 +139,13 @@ def finish(
         )
         if moved:
             _reconcile_steps(connection, registry, record, heads_after)
-            audit.append(
-                connection, _event(record, f"operation.{status}", status, worker_id, details)
-            )
+            event = _event(record, f"operation.{status}", status, worker_id, details)
+            audit.append(connection, event)
     return status if moved else None
 
 
 def _reconcile_steps(
-    connection: Any, registry: Registry, record: OperationRecord, heads: list[str] | None
+    connection: sa.Connection, registry: Registry, record: OperationRecord, heads: list[str] | None
 ) -> None:
     """Mark the steps the database does not show as rolled back (unknown heads: leave them)."""
     if heads is None:
@@ -155,11 +163,10 @@ def interrupt(
     store: ControlStore,
     record: OperationRecord,
     reason: str,
-    read_heads: HeadsReader,
     actor: str = WORKER,
 ) -> bool:
     """Mark a running operation whose worker or job died `interrupted`, never to be retried."""
-    heads_after = read_heads(record.database)
+    heads_after = read_heads(registry, record.database)
     values = {
         "finished_at": utcnow(),
         "heads_after": heads_after,
@@ -183,9 +190,7 @@ def interrupt(
     return moved
 
 
-def reap_expired(
-    registry: Registry, store: ControlStore, read_heads: HeadsReader, reaper: str
-) -> list[int]:
+def reap_expired(registry: Registry, store: ControlStore, reaper: str) -> list[int]:
     """End every running operation whose lease expired (its worker died): `interrupted`,
     or `failed` when its job had not begun migrating (nothing changed)."""
     with store.transaction() as connection:
@@ -193,12 +198,10 @@ def reap_expired(
     reaped = []
     for record in expired:
         if record.executing_at is None:
-            ended = fail_before_start(
-                registry, store, record, record.worker_id or "", JobEnd.LEASE_LOST, read_heads
-            )
-            if ended is not None:
+            worker = record.worker_id or ""
+            if fail_before_start(registry, store, record, worker, JobEnd.LEASE_LOST) is not None:
                 reaped.append(record.id)
-        elif interrupt(registry, store, record, _LEASE_EXPIRED, read_heads, actor=reaper):
+        elif interrupt(registry, store, record, _LEASE_EXPIRED, actor=reaper):
             reaped.append(record.id)
     return reaped
 
@@ -206,22 +209,14 @@ def reap_expired(
 _LEASE_EXPIRED = "The worker's lease expired: it died or hung."
 
 
-def heads_now(registry: Registry) -> HeadsReader:
-    """Reads heads in this process (through env.py once): for the job process only.
-
-    The worker itself must not run a project's env.py (it may hang or exit): it passes a
-    reader that asks a child process instead.
-    """
-
-    def read(name: str) -> list[str] | None:
-        managed = registry.get(name)
-        try:
-            return list(managed.state.current_heads(managed.graph()))
-        except MigctlError as exc:
-            logger.warning("cannot read heads of %s: %s", name, exc.detail)
-            return None
-
-    return read
+def read_heads(registry: Registry, name: str) -> list[str] | None:
+    """The database's heads, read by its project's runner (bounded by the runner timeout)."""
+    managed = registry.get(name)
+    try:
+        return list(managed.state.current_heads(managed.graph()))
+    except MigctlError as exc:
+        logger.warning("cannot read heads of %s: %s", name, exc.detail)
+        return None
 
 
 def _error_values(error: MigctlError) -> dict[str, Any]:
@@ -264,7 +259,6 @@ def fail_before_start(
     record: OperationRecord,
     worker_id: str,
     reason: JobEnd | str,
-    read_heads: HeadsReader,
     start_timeout_seconds: float = 0,
 ) -> Status | None:
     """The job never began migrating (env.py hung at import, or its process died first)."""
@@ -273,5 +267,17 @@ def fail_before_start(
         if reason == JobEnd.START_TIMEOUT
         else f"The job process ended before migrating ({reason})."
     )
-    error = JobStartError(detail)
-    return finish(registry, store, record, worker_id, Status.FAILED, read_heads, error=error)
+    heads = read_heads(registry, record.database)
+    return finish(registry, store, record, worker_id, Status.FAILED, heads, JobStartError(detail))
+
+
+def fail_to_start(
+    registry: Registry,
+    store: ControlStore,
+    record: OperationRecord,
+    worker_id: str,
+    error: MigctlError,
+) -> Status | None:
+    """The runner could not start the job (project unavailable, runner down): nothing ran."""
+    heads = read_heads(registry, record.database)
+    return finish(registry, store, record, worker_id, Status.FAILED, heads, error)

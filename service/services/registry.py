@@ -1,12 +1,12 @@
-"""The managed databases, each with its (shared) cached Alembic project and state reader."""
+"""The managed databases, each with its (shared) project, runner and state reader."""
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from pathlib import Path
 
 from service.errors import DatabaseNotFoundError
+from service.migrator.runners import RunnerKey, RunnerOptions, RunnerPool, runner_environ
 from service.migrator.scripts import ProjectScripts, RevisionGraph
 from service.migrator.state import DatabaseState
 from service.settings import ManagedDatabase, Settings
@@ -25,16 +25,27 @@ class Managed:
 
 
 class Registry:
-    """Looks managed databases up by name; builds nothing that connects until it is asked."""
+    """Looks managed databases up by name; starts no runner until it is asked something."""
 
     def __init__(self, settings: Settings) -> None:
-        projects: dict[tuple[Path, str], ProjectScripts] = {}
+        timeout = settings.runner_timeout_seconds
+        self.runners = RunnerPool(
+            RunnerOptions(
+                start_timeout=timeout,
+                request_timeout=timeout,
+                environ=runner_environ(settings.runner_environ),
+            )
+        )
+        projects: dict[RunnerKey, ProjectScripts] = {}
         self._managed: dict[str, Managed] = {}
         for database in settings.databases:
-            key = (database.alembic_config, database.alembic_section)
-            # Databases sharing a project share one cached script directory.
+            key = RunnerKey(database.python, database.alembic_config, database.alembic_section)
+            # Databases sharing a project and an interpreter share its runner and its graph.
             if key not in projects:
-                projects[key] = ProjectScripts(*key, settings.script_rescan_seconds)
+                runner = self.runners.runner(key)
+                projects[key] = ProjectScripts(
+                    key.ini, key.section, runner, settings.script_rescan_seconds
+                )
             scripts = projects[key]
             self._managed[database.name] = Managed(
                 database, scripts, DatabaseState(database, scripts)
@@ -60,3 +71,4 @@ class Registry:
     def close(self) -> None:
         for managed in self._managed.values():
             managed.state.dispose()
+        self.runners.close()

@@ -1,0 +1,113 @@
+"""The runner's loop: answer migctl's requests one at a time, on a private socket."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import socket
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import alembic
+import sqlalchemy as sa
+
+from . import job, preview, state
+from .channel import Channel, Message
+from .errors import RunnerError
+from .project import Project
+
+PROTOCOL_VERSION = 1
+ALEMBIC_FLOOR = (1, 10)
+Handler = Callable[[Project, Message, list[int], Channel], Any]
+
+
+def main() -> None:
+    """argv: <socket fd> <ini> <section>. stdout becomes stderr so prints cannot garble us."""
+    fd, ini, section = int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    os.dup2(2, 1)
+    sys.stdin.close()
+    channel = Channel(socket.socket(fileno=fd))
+    floor = _version_tuple(alembic.__version__) >= ALEMBIC_FLOOR
+    channel.send(_hello(floor))
+    if not floor:
+        return
+    serve(channel, Project(ini, section))
+
+
+def _hello(supported: bool) -> Message:
+    return {
+        "event": "hello",
+        "protocol": PROTOCOL_VERSION,
+        "pid": os.getpid(),
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "alembic": alembic.__version__,
+        "sqlalchemy": sa.__version__,
+        "supported": supported,
+    }
+
+
+def serve(channel: Channel, project: Project) -> None:
+    children: set[int] = set()
+    while True:
+        message, fds = channel.receive_with_fds(2)
+        if message is None:
+            return  # migctl closed the socket or died: nothing left to serve
+        _reap(children)
+        reply = _answer(project, message, fds, channel)
+        if message.get("op") == "job" and "result" in reply:
+            children.add(int(reply["result"]["pid"]))
+        channel.send(reply)
+
+
+def _answer(project: Project, message: Message, fds: list[int], channel: Channel) -> Message:
+    reply: Message = {"id": message.get("id")}
+    handler = HANDLERS.get(str(message.get("op")))
+    try:
+        if handler is None:
+            raise RunnerError("runner-protocol", f"Unknown request {message.get('op')!r}.")
+        reply["result"] = handler(project, message, fds, channel)
+    except RunnerError as exc:
+        reply["error"] = exc.as_message()
+    except sa.exc.SQLAlchemyError as exc:
+        reply["error"] = state.unavailable(exc, str(message.get("database"))).as_message()
+    except Exception as exc:  # a bug of ours: say what, keep serving
+        traceback.print_exc()
+        reply["error"] = {"code": "runner-failed", "detail": f"{type(exc).__name__}: {exc}"}
+    return reply
+
+
+def _load(project: Project, message: Message, _fds: list[int], _channel: Channel) -> Any:
+    with contextlib.suppress(RunnerError):  # export() says why, beside the files to watch
+        project.loaded(message["signature"])
+    return project.export()
+
+
+HANDLERS: dict[str, Handler] = {
+    "load": _load,
+    "discover": lambda project, message, _fds, _ch: state.discover(project, message),
+    "heads": lambda _project, message, _fds, _ch: state.read_heads(message),
+    "preview": lambda project, message, _fds, _ch: preview.render(project, message),
+    "job": lambda project, message, fds, ch: {"pid": job.start(project, message, fds, ch)},
+}
+
+
+def _reap(children: set[int]) -> None:
+    for pid in list(children):
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            children.discard(pid)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.split(".")[:2]:
+        digits = "".join(c for c in part if c.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)

@@ -1,0 +1,125 @@
+"""Watching one running job: record its events, keep the lease, stop it when it must stop."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.errors import MigctlError
+from service.lifecycle import JobEnd
+from service.services import execution
+from service.services.execution import (
+    JobEndedSilently,
+    JobEvent,
+    OperationRecord,
+    RunningJob,
+    Started,
+)
+from service.services.wiring import Services
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+CONTROL_DATABASE_TROUBLE = (MigctlError, SQLAlchemyError)
+_TICK_SECONDS = 1.0
+
+
+class Supervision:
+    """One job from its start to its recorded end, or to the reason it was abandoned."""
+
+    def __init__(
+        self, settings: Settings, services: Services, worker_id: str, stopping: threading.Event
+    ) -> None:
+        self.settings, self.services = settings, services
+        self.worker_id, self.stopping = worker_id, stopping
+        self._pending: collections.deque[JobEvent] = collections.deque()
+        self._began = False
+        self._silent = False
+
+    def watch(self, record: OperationRecord, job: RunningJob) -> JobEnd | None:
+        """None once the job's end is recorded; else why the job was abandoned."""
+        started = renewed = time.monotonic()
+        stop_deadline: float | None = None
+        try:
+            while True:
+                alive = self._receive(job)
+                if self._flush(record):
+                    return None
+                if not alive and not job.ended:
+                    return JobEnd.EXITED  # it died without its last word
+                if not alive:  # its last word waits for the control database to come back
+                    if self.stopping.is_set():  # left running: its lease expires, a reaper ends it
+                        return None
+                    time.sleep(_TICK_SECONDS)
+                    continue
+                renewal = self._renew(record)
+                if renewal:
+                    renewed = time.monotonic()
+                if renewal is False or time.monotonic() - renewed > self.settings.lease_seconds:
+                    return _kill(job, JobEnd.LEASE_LOST)  # another worker may take over now
+                if not self._began and time.monotonic() - started > self._start_timeout:
+                    return _kill(job, JobEnd.START_TIMEOUT)
+                if self.stopping.is_set():
+                    grace = self.settings.shutdown_grace_seconds
+                    stop_deadline = stop_deadline or time.monotonic() + grace
+                    if time.monotonic() >= stop_deadline:
+                        return _kill(job, JobEnd.SHUTDOWN)
+        finally:
+            job.close()
+
+    @property
+    def _start_timeout(self) -> float:
+        return self.settings.job_start_timeout_seconds
+
+    def _receive(self, job: RunningJob) -> bool:
+        """Queue the job's next event; False once it ended, reported or not."""
+        if job.ended or self._silent:
+            return False
+        timeout = min(self.settings.heartbeat_seconds, _TICK_SECONDS)
+        try:
+            event = job.next_event(timeout)
+        except JobEndedSilently as exc:
+            logger.warning("%s", exc)
+            self._silent = True
+            return False
+        if event is not None:
+            self._began = self._began or isinstance(event, Started)
+            self._pending.append(event)
+        return True
+
+    def _flush(self, record: OperationRecord) -> bool:
+        """Record what the job said, in order; True once its end is recorded."""
+        while self._pending:
+            try:
+                status = execution.record_event(
+                    self.services.registry,
+                    self.services.store,
+                    record,
+                    self.worker_id,
+                    self._pending[0],
+                )
+            except CONTROL_DATABASE_TROUBLE as exc:  # keep it, try again at the next tick
+                logger.error("operation %d: cannot record: %s", record.id, exc)
+                return False
+            self._pending.popleft()
+            if status is not None:
+                return True
+        return False
+
+    def _renew(self, record: OperationRecord) -> bool | None:
+        """True: lease renewed; False: it is no longer ours; None: cannot tell right now."""
+        try:
+            return execution.heartbeat(
+                self.services.store, record.id, self.worker_id, self.settings.lease_seconds
+            )
+        except CONTROL_DATABASE_TROUBLE as exc:
+            logger.error("operation %d: heartbeat failed: %s", record.id, exc)
+            return None
+
+
+def _kill(job: RunningJob, reason: JobEnd) -> JobEnd:
+    job.kill()
+    return reason
