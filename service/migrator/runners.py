@@ -155,11 +155,9 @@ class RunnerProcess:
         if hello.get("event") != "hello":
             self._stop()
             raise self._unavailable("spoke something else than migctl's runner protocol")
-        if not hello.get("supported"):
+        if hello.get("problem"):
             self._stop()
-            raise self._unavailable(
-                f"alembic {hello.get('alembic')} is older than 1.10, the oldest migctl drives"
-            )
+            raise self._unavailable(f"cannot serve: {hello['problem']}")
         info = RunnerInfo(
             pid=int(hello["pid"]),
             python=str(hello["python"]),

@@ -1,4 +1,5 @@
-"""The process-wide Alembic lock, and undoing what a project's env.py does to the process."""
+"""The process-wide Alembic lock, and undoing what an env.py does to the process (migctl's own
+control schema runs through Alembic in this process; projects run in their runners)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,8 @@ import logging.config
 import os
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
-
-from service.errors import ProjectUnavailableError
-from service.secrets import redact
 
 # alembic.context and alembic.op are module-global proxies: two threads inside
 # EnvironmentContext at once corrupt each other's output (notes §2.3, §7.5).
@@ -98,11 +96,3 @@ def _preserved_logging() -> Iterator[None]:
             else:
                 logger.handlers[:] = []
                 logger.propagate = True
-
-
-def env_py_failure(
-    exc: BaseException, env_py: str, secrets: Iterable[str]
-) -> ProjectUnavailableError:
-    """What to answer when a project's env.py raises, fails to import or calls sys.exit()."""
-    detail = redact(f"env.py failed: {type(exc).__name__}: {exc}", secrets)
-    return ProjectUnavailableError(detail, path=env_py)

@@ -173,7 +173,7 @@ def _steps_of(job: _Run) -> Callable[[Any, MigrationContext], Iterator[Any]]:
 def _each_step(job: _Run, steps: Sequence[MigrationStep]) -> Iterator[MigrationStep]:
     for position, step in enumerate(steps, start=1):
         started, mark = time.perf_counter(), len(job.sql)
-        at = dt.datetime.now(dt.UTC)
+        at = dt.datetime.now(dt.timezone.utc)
         job.current = (position, step, mark)
         yield step  # Alembic runs the revision and moves the version table, then resumes us
         statements = job.sql[mark:]

@@ -184,7 +184,7 @@ def _lease(url: str, wait_seconds: float) -> Iterator[None]:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def _take_lease(engine: Any, holder: str) -> bool:

@@ -9,19 +9,16 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import alembic
-import sqlalchemy as sa
-
-from . import job, preview, state
 from .channel import Channel, Message
-from .errors import RunnerError
-from .project import Project
+
+if TYPE_CHECKING:
+    from .project import Project
 
 PROTOCOL_VERSION = 1
 ALEMBIC_FLOOR = (1, 10)
-Handler = Callable[[Project, Message, list[int], Channel], Any]
+Handler = Callable[["Project", Message, "list[int]", Channel], Any]
 
 
 def main() -> None:
@@ -30,24 +27,41 @@ def main() -> None:
     os.dup2(2, 1)
     sys.stdin.close()
     channel = Channel(socket.socket(fileno=fd))
-    floor = _version_tuple(alembic.__version__) >= ALEMBIC_FLOOR
-    channel.send(_hello(floor))
-    if not floor:
-        return
-    serve(channel, Project(ini, section))
+    hello = _hello()
+    channel.send(hello)
+    if hello["problem"] is None:
+        from .project import Project  # alembic and SQLAlchemy are known to be there now
+
+        serve(channel, Project(ini, section))
 
 
-def _hello(supported: bool) -> Message:
-    return {
+def _hello() -> Message:
+    """Who we are, and what in this environment keeps us from serving, if anything."""
+    hello: Message = {
         "event": "hello",
         "protocol": PROTOCOL_VERSION,
         "pid": os.getpid(),
         "python": platform.python_version(),
         "executable": sys.executable,
-        "alembic": alembic.__version__,
-        "sqlalchemy": sa.__version__,
-        "supported": supported,
+        "alembic": None,
+        "sqlalchemy": None,
+        "problem": None,
     }
+    try:
+        import sqlalchemy
+
+        hello["sqlalchemy"] = sqlalchemy.__version__
+        import alembic
+
+        hello["alembic"] = alembic.__version__
+    except ImportError as exc:
+        hello["problem"] = f"{exc} (install alembic and SQLAlchemy in that environment)"
+        return hello
+    if _version_tuple(alembic.__version__) < ALEMBIC_FLOOR:
+        hello["problem"] = (
+            f"alembic {alembic.__version__} is older than 1.10, the oldest migctl drives"
+        )
+    return hello
 
 
 def serve(channel: Channel, project: Project) -> None:
@@ -64,6 +78,11 @@ def serve(channel: Channel, project: Project) -> None:
 
 
 def _answer(project: Project, message: Message, fds: list[int], channel: Channel) -> Message:
+    import sqlalchemy as sa
+
+    from . import state
+    from .errors import RunnerError
+
     reply: Message = {"id": message.get("id")}
     handler = HANDLERS.get(str(message.get("op")))
     try:
@@ -81,17 +100,43 @@ def _answer(project: Project, message: Message, fds: list[int], channel: Channel
 
 
 def _load(project: Project, message: Message, _fds: list[int], _channel: Channel) -> Any:
+    from .errors import RunnerError
+
     with contextlib.suppress(RunnerError):  # export() says why, beside the files to watch
         project.loaded(message["signature"])
     return project.export()
 
 
+def _discover(project: Project, message: Message, _fds: list[int], _channel: Channel) -> Any:
+    from . import state
+
+    return state.discover(project, message)
+
+
+def _heads(_project: Project, message: Message, _fds: list[int], _channel: Channel) -> Any:
+    from . import state
+
+    return state.read_heads(message)
+
+
+def _preview(project: Project, message: Message, _fds: list[int], _channel: Channel) -> Any:
+    from . import preview
+
+    return preview.render(project, message)
+
+
+def _job(project: Project, message: Message, fds: list[int], channel: Channel) -> Any:
+    from . import job
+
+    return {"pid": job.start(project, message, fds, channel)}
+
+
 HANDLERS: dict[str, Handler] = {
     "load": _load,
-    "discover": lambda project, message, _fds, _ch: state.discover(project, message),
-    "heads": lambda _project, message, _fds, _ch: state.read_heads(message),
-    "preview": lambda project, message, _fds, _ch: preview.render(project, message),
-    "job": lambda project, message, fds, ch: {"pid": job.start(project, message, fds, ch)},
+    "discover": _discover,
+    "heads": _heads,
+    "preview": _preview,
+    "job": _job,
 }
 
 
