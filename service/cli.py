@@ -167,13 +167,19 @@ def _check_config(args: argparse.Namespace) -> int:
     for managed in registry.all():
         database = managed.database
         try:
+            runtime = databases.project_runtime(registry, database.name)
             managed.graph()
             state = databases.database_status(registry, database.name).state if args.connect else ""
             verdict = f"ok {state}".rstrip()
         except MigctlError as exc:
             failures += 1
-            verdict = f"FAILED {exc.code}: {exc.detail}"
+            runtime, verdict = None, f"FAILED {exc.code}: {exc.detail}"
         print(f"  {database.name}: {database.masked_url} ({database.alembic_config}) {verdict}")
+        if runtime is not None:
+            print(
+                f"    runs in {runtime.interpreter}: Python {runtime.python}, "
+                f"alembic {runtime.alembic}, SQLAlchemy {runtime.sqlalchemy}"
+            )
     services.close()
     return 1 if failures else 0
 

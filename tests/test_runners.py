@@ -231,3 +231,33 @@ def test_the_runner_does_not_see_migctls_own_settings_or_other_databases_urls(
     app.config["TESTING"] = True
     assert app.test_client().get("/api/v1/databases/db/status").status_code == 200
     assert seen.read_text() == ""
+
+
+def test_check_config_prints_each_projects_interpreter_and_versions(
+    project: Callable[[str], Path], database_url: str, tmp_path: Path
+) -> None:
+    ini = project("linear")
+    databases = tmp_path / "databases.toml"
+    databases.write_text(
+        f'[databases.db]\nurl = "{database_url}"\nalembic_config = "{ini}"\n'
+        f'[databases.gone]\nurl = "{database_url}"\nalembic_config = "{ini}"\n'
+        'python = "/opt/nowhere/python"\n'
+    )
+    import alembic
+    import sqlalchemy
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MIGCTL_")}
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("migctl")), "check-config"],
+        env={**environ, "MIGCTL_DATABASES_FILE": str(databases), "MIGCTL_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    python = ".".join(map(str, sys.version_info[:3]))
+    assert (
+        f"runs in {sys.executable}: Python {python}, alembic {alembic.__version__}, "
+        f"SQLAlchemy {sqlalchemy.__version__}"
+    ) in result.stdout
+    assert "gone: " in result.stdout and "/opt/nowhere/python" in result.stdout

@@ -70,6 +70,28 @@ class DatabaseDetail(DatabaseSummary):
     status_problem: StatusProblem | None
 
 
+@dataclass(frozen=True)
+class Runtime:
+    """The interpreter a database's project runs in, as its runner reported it."""
+
+    interpreter: str
+    python: str
+    alembic: str
+    sqlalchemy: str
+
+
+def project_runtime(registry: Registry, name: str) -> Runtime:
+    """Start (or reuse) the project's runner and say what it runs on; MigctlError if it cannot."""
+    managed = registry.get(name)
+    info = managed.scripts.runner.ensure_started()
+    return Runtime(
+        interpreter=" ".join(managed.database.python),
+        python=info.python,
+        alembic=info.alembic,
+        sqlalchemy=info.sqlalchemy,
+    )
+
+
 def list_databases(registry: Registry, *, environment: str | None = None) -> list[DatabaseSummary]:
     """Every managed database, by name; only those of `environment` when it is given."""
     return [
