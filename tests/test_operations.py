@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -305,3 +306,44 @@ def test_operations_are_listed_newest_first_with_filters(
     assert [o["id"] for o in listed] == [ids[2], ids[1]]
     assert client.get("/api/v1/operations?status=cancelled").json[0]["id"] == ids[0]
     assert client.get("/api/v1/databases/nope/operations").status_code == 404
+
+
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT")
+ROWS = re.compile(r"^-- executed for (\d+) rows$", re.MULTILINE)
+
+
+def first_words(sql: str) -> list[str]:
+    """Each statement's verb and object, once per row it ran for; no transaction control."""
+    words = []
+    for statement in (s.strip() for s in sql.split(";\n")):
+        rows = ROWS.search(statement)
+        code = [line for line in statement.splitlines() if line and not line.startswith("--")]
+        verb = " ".join(" ".join(code).split()[:2]).upper()
+        if verb and verb.split()[0] not in TRANSACTION_CONTROL:
+            words += [verb] * (int(rows.group(1)) if rows else 1)
+    return words
+
+
+def decides_online_or_offline(ini: Path, revision: str) -> bool:
+    """A revision that runs other SQL online than offline, on purpose (it reads data)."""
+    versions = ini.parent / "migrations" / "versions"
+    return "is_offline_mode" in next(versions.glob(f"{revision}*.py")).read_text()
+
+
+@pytest.mark.parametrize("name", ["example", "branched"])
+def test_a_steps_sql_and_count_match_the_preview_of_its_revision(
+    project: Callable[[str], Path], database_url: str, name: str
+) -> None:
+    ini = project(name)
+    client = client_for(managed("db", ini, database_url))
+    preview = client.get("/api/v1/databases/db/sql", query_string={"from": "base"}).json
+    post(client, action="upgrade", revision="heads")
+    assert run_next(client) == "succeeded"
+    steps = client.get("/api/v1/operations?page_size=1").json[0]
+    done = operation(client, steps["id"])["steps"]
+    assert [s["revision"] for s in done] == [s["revision"] for s in preview["revisions"]]
+    for step, segment in zip(done, preview["revisions"], strict=True):
+        assert step["statement_count"] == segment["statement_count"], step["revision"]
+        assert not step["sql"].lstrip().upper().startswith("BEGIN"), step["revision"]
+        if not decides_online_or_offline(ini, step["revision"]):
+            assert first_words(step["sql"]) == first_words(segment["sql"]), step["revision"]

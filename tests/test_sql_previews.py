@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -57,17 +53,12 @@ CASES = [
 
 
 def preview_at_seed_zero(ini: Path, url: str, query: dict[str, str]) -> Any:
-    """The API's answer from a process with PYTHONHASHSEED=0, as `migctl serve` runs."""
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.render_preview", str(ini), url, json.dumps(query)],
-        cwd=Path(__file__).parent.parent,
-        env={**os.environ, "PYTHONHASHSEED": "0", "PYTHONWARNINGS": "ignore"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
+    """The API's answer: rendered by the project's runner, which always runs at hash seed 0
+    (whatever this test process's seed is), as `PYTHONHASHSEED=0 alembic ... --sql` does."""
+    response = client_for(managed("db", ini, url)).get(
+        "/api/v1/databases/db/sql", query_string=query
     )
-    return json.loads(result.stdout)
+    return {"status": response.status_code, "body": response.json}
 
 
 def sql_preview(client: FlaskClient, **query: str) -> Any:
@@ -334,3 +325,37 @@ def test_many_previews_at_once_each_get_their_own_correct_text(
     for thread in threads:
         thread.join()
     assert wrong == []
+
+
+def test_a_preview_that_renders_differently_each_time_says_so_and_names_the_revision(
+    project: Callable[[str], Path], tmp_path: Path
+) -> None:
+    ini = project("linear")
+    revision = next((ini.parent / "migrations" / "versions").glob("a3*.py"))
+    # Like a revision iterating a set of Index objects (hashed by identity): each render of
+    # it may order its statements differently. Here it differs every time, for the test.
+    revision.write_text(
+        revision.read_text().replace(
+            "def upgrade() -> None:\n",
+            "def upgrade() -> None:\n    op.execute(f'SELECT {next(_RENDERS)}')\n",
+        )
+        + "\nimport itertools\n_RENDERS = itertools.count()\n"
+    )
+    client = client_for(managed("db", ini, f"sqlite:///{tmp_path / 'unused.db'}"))
+    body = sql_preview(client, **{"from": "base", "dialect": "postgresql"}).json
+    assert body["deterministic"] is False
+    assert body["unstable_revisions"] == ["a3000003"]
+    text = client.get(
+        "/api/v1/databases/db/sql",
+        query_string={"from": "base", "dialect": "postgresql"},
+        headers={"Accept": "text/plain"},
+    )
+    assert text.headers["Preview-Deterministic"] == "false"
+    assert text.headers["Preview-Unstable-Revisions"] == "a3000003"
+
+
+def test_a_stable_preview_is_deterministic(project: Callable[[str], Path], tmp_path: Path) -> None:
+    client = client_for(managed("db", project("branched"), f"sqlite:///{tmp_path / 'x.db'}"))
+    response = sql_preview(client, **{"from": "base", "dialect": "postgresql"})
+    assert response.json["deterministic"] is True and response.json["unstable_revisions"] == []
+    assert response.headers["Preview-Deterministic"] == "true"

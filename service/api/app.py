@@ -31,7 +31,15 @@ CORS_RULES: dict[str, Any] = {
         "X-Request-ID",
         "If-None-Match",
     ],
-    "expose_headers": ["Location", "ETag", "Link", "X-Pagination", "X-Request-ID"],
+    "expose_headers": [
+        "Location",
+        "ETag",
+        "Link",
+        "X-Pagination",
+        "X-Request-ID",
+        "Preview-Deterministic",
+        "Preview-Unstable-Revisions",
+    ],
     "max_age": 600,
 }
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")

@@ -9,7 +9,7 @@ import re
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +31,9 @@ _TRANSACTION_CONTROL = re.compile(
     r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|START\s+TRANSACTION|END)\b", re.IGNORECASE
 )
 _DDL = re.compile(r"^\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE)\b", re.IGNORECASE)
+# Before the first step Alembic reads the version table and may create it: the creation
+# belongs to the first step (the preview renders it there); the reads belong to no step.
+_READS = re.compile(r"^\s*(SELECT|WITH|PRAGMA|SHOW|DESCRIBE|EXPLAIN)\b", re.IGNORECASE)
 _COMMITTING_DDL_BACKENDS = ("mysql", "mariadb")
 
 
@@ -76,10 +79,22 @@ class _Run:
         self.project, self.request, self.events = project, request, events
         self.sql: list[tuple[str, int]] = []
         self.current: tuple[int, MigrationStep, int] | None = None
+        self.capture: Callable[..., None] = self._captured  # one object: listen() and contains()
         self.version_table: tuple[str, str | None] = (
             request.get("version_table") or "alembic_version",
             request.get("version_table_schema"),
         )
+
+    def _captured(
+        self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, many: bool
+    ) -> None:
+        if _TRANSACTION_CONTROL.match(statement):
+            return
+        if self.current is None and _READS.match(statement):
+            return
+        # Never the bound values (a data migration may carry secrets); an executemany counts
+        # once per row, as the preview renders one INSERT per row.
+        self.sql.append((statement, _rows(parameters) if many else 1))
 
     def send(self, event_name: str, **values: Any) -> None:
         # The worker may be gone: finish the migration anyway; a reaper reads the heads.
@@ -134,6 +149,7 @@ def _run_env(job: _Run, connection: Any) -> None:
     }
     if request["action"] == "stamp":
         options["purge"] = bool(request.get("purge"))
+    event.listen(connection, "before_cursor_execute", job.capture)
     with overlaid_environ(request["environ"]):
         try:
             with EnvironmentContext(config, script, **options):
@@ -164,7 +180,10 @@ def _steps_of(job: _Run) -> Callable[[Any, MigrationContext], Iterator[Any]]:
         script = job.project.loaded(request["signature"])
         steps = plan_steps(script, request["action"], start, request["revision"])
         job.send("started", heads=list(heads), planned=described(steps))
-        event.listen(context.connection, "before_cursor_execute", _capture(job.sql))
+        if context.connection is not None and not event.contains(
+            context.connection, "before_cursor_execute", job.capture
+        ):  # env.py connected by itself: capture there from now on
+            event.listen(context.connection, "before_cursor_execute", job.capture)
         return _each_step(job, steps)
 
     return fn
@@ -172,7 +191,7 @@ def _steps_of(job: _Run) -> Callable[[Any, MigrationContext], Iterator[Any]]:
 
 def _each_step(job: _Run, steps: Sequence[MigrationStep]) -> Iterator[MigrationStep]:
     for position, step in enumerate(steps, start=1):
-        started, mark = time.perf_counter(), len(job.sql)
+        started, mark = time.perf_counter(), 0 if position == 1 else len(job.sql)
         at = dt.datetime.now(dt.timezone.utc)
         job.current = (position, step, mark)
         yield step  # Alembic runs the revision and moves the version table, then resumes us
@@ -184,23 +203,23 @@ def _each_step(job: _Run, steps: Sequence[MigrationStep]) -> Iterator[MigrationS
             direction=step_direction(step),
             started_at=at.isoformat(),
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            statements=[text for text, _count in statements],
+            statements=[_shown(text, count) for text, count in statements],
             statement_count=sum(count for _text, count in statements),
         )
 
 
-def _capture(log: list[tuple[str, int]]) -> Callable[..., None]:
-    def capture(
-        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool
-    ) -> None:
-        if _TRANSACTION_CONTROL.match(statement):
-            return
-        # Never the bound values (a data migration may carry secrets); an executemany counts
-        # once per row, as the preview renders one INSERT per row.
-        count = len(parameters) if many and parameters else 1
-        log.append((statement, count))
+def _shown(statement: str, rows: int) -> str:
+    """A statement as a step records it: an executemany says for how many rows it ran."""
+    return statement if rows == 1 else f"{statement}\n-- executed for {rows} rows"
 
-    return capture
+
+def _rows(parameters: Any) -> int:
+    """Rows of an executemany: a list of parameter sets, or one batch of SQLAlchemy's
+    "insertmanyvalues" whose keys carry the row number (`code__0`, `code__1` ...)."""
+    if isinstance(parameters, Mapping):
+        rows = {key.rpartition("__")[2] for key in parameters if "__" in str(key)}
+        return max(1, len(rows))
+    return max(1, len(parameters or ()))
 
 
 def _step_failure(job: _Run, exc: BaseException, connection: Any) -> RunnerError:

@@ -30,6 +30,12 @@ class SqlPreview:
     sql: str
     statement_count: int
     sha256: str
+    # Rendered twice: the revisions whose text differed (a set iterated in a revision...).
+    unstable_revisions: list[str]
+
+    @property
+    def deterministic(self) -> bool:
+        return not self.unstable_revisions
 
 
 PreviewCache = SizedLRU["SqlPreview"]
@@ -95,4 +101,5 @@ def _describe(
         sql=preview.sql,
         statement_count=preview.statement_count,
         sha256=preview.sha256,
+        unstable_revisions=list(preview.unstable),
     )

@@ -38,6 +38,16 @@ class PreviewSchema(ma.Schema):
     sql = ma.fields.String(metadata={"description": "The whole script; the segments joined"})
     statement_count = ma.fields.Integer()
     sha256 = ma.fields.String(metadata={"description": "SHA-256 of `sql` (UTF-8)"})
+    deterministic = ma.fields.Boolean(
+        metadata={
+            "description": "The text was the same when rendered twice. False when a revision "
+            "renders differently from run to run (it iterates a set, say): then `sql` and "
+            "`sha256` describe one of its possible texts"
+        }
+    )
+    unstable_revisions = ma.fields.List(
+        ma.fields.String(), metadata={"description": "The revisions whose SQL differed"}
+    )
 
 
 class PreviewArgsSchema(ma.Schema):
@@ -72,7 +82,15 @@ class SqlPreview(MethodView):
             "ETag": {
                 "description": "Strong tag of the answer: the SQL's SHA-256 (-json for JSON)",
                 "schema": {"type": "string"},
-            }
+            },
+            "Preview-Deterministic": {
+                "description": "false when two renders of the range gave different texts",
+                "schema": {"type": "string", "enum": ["true", "false"]},
+            },
+            "Preview-Unstable-Revisions": {
+                "description": "Comma-separated revisions whose SQL differed between renders",
+                "schema": {"type": "string"},
+            },
         },
     )
     @blp.doc(responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
@@ -86,7 +104,13 @@ class SqlPreview(MethodView):
         preview = service.preview_sql(registry(), preview_cache(), db, **args)
         as_text = request.accept_mimetypes.best_match(["application/json", "text/plain"])
         tag = preview.sha256 if as_text == "text/plain" else f"{preview.sha256}-json"
-        headers = {"ETag": f'"{tag}"', "Vary": "Accept"}
+        headers = {
+            "ETag": f'"{tag}"',
+            "Vary": "Accept",
+            "Preview-Deterministic": "true" if preview.deterministic else "false",
+        }
+        if preview.unstable_revisions:
+            headers["Preview-Unstable-Revisions"] = ",".join(preview.unstable_revisions)
         if request.if_none_match.contains(tag):
             return Response(status=304, headers=headers)
         if as_text == "text/plain":
