@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -131,7 +133,7 @@ def _worker(_args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     _configure_logging(settings.log_level)
-    _prepare_control_database(settings)
+    _prepare_control_database(settings, wait=True)
     run_worker(settings)
     return 0
 
@@ -157,9 +159,20 @@ def _control_db_upgrade(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_control_database(settings: Settings) -> None:
-    if settings.control_db_auto_upgrade:
+def _prepare_control_database(settings: Settings, wait: bool = False) -> None:
+    """Apply the control schema; with `wait`, through an outage (a worker restarted while the
+    control database is down starts when it returns, not at its next restart)."""
+    if not settings.control_db_auto_upgrade:
+        return
+    if not wait:
         _upgrade_control_schema(settings)
+        return
+    from service.retrying import Backoff, Outage, until_done
+    from service.services.control import UNAVAILABLE
+
+    outage = Outage(logging.getLogger("service.cli"), "worker start: control database")
+    upgrade = functools.partial(_upgrade_control_schema, settings)
+    until_done(upgrade, UNAVAILABLE, threading.Event(), outage, Backoff(first=0.5, cap=15.0))
 
 
 def _upgrade_control_schema(settings: Settings) -> None:

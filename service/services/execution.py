@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from service.errors import JobStartError, MigctlError
+from service.errors import ControlDatabaseUnavailableError, JobStartError, MigctlError
 from service.lifecycle import JobEnd, Status
 from service.migrator.runner import FinishedStep, Job, Listener, run_job
 from service.services.registry import Registry
@@ -49,7 +49,22 @@ def run_claimed(
     start_timeout_seconds: float,
 ) -> Status | None:
     """Run a claimed operation to its end in this process; its final status, or None when
-    it is no longer this worker's to run."""
+    it is no longer this worker's to run, or when the control database could not record it
+    (the worker ends it `interrupted`, with the real heads, once that database answers)."""
+    try:
+        return _run_claimed(registry, store, operation_id, worker_id, start_timeout_seconds)
+    except ControlDatabaseUnavailableError as exc:
+        logger.error("operation %d: stopped, it cannot be recorded: %s", operation_id, exc.detail)
+        return None
+
+
+def _run_claimed(
+    registry: Registry,
+    store: ControlStore,
+    operation_id: int,
+    worker_id: str,
+    start_timeout_seconds: float,
+) -> Status | None:
     with store.transaction() as connection:
         record = ops.get(connection, operation_id)
     if record is None or record.status != Status.RUNNING or record.worker_id != worker_id:
@@ -68,6 +83,10 @@ def run_claimed(
     )
     try:
         run_job(managed.scripts, managed.graph(), job, _Recorder(store, record, worker_id))
+    except ControlDatabaseUnavailableError:
+        # Never migrate what cannot be recorded: a step that cannot be written ends the run
+        # between revisions (a single transaction rolls back). Not the migration's failure.
+        raise
     except MigctlError as exc:
         failed, heads = Status.FAILED, heads_now(registry)
         return finish(registry, store, record, worker_id, failed, heads, error=exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -14,18 +15,19 @@ import time
 import uuid
 from types import FrameType
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from service.errors import MigctlError
 from service.lifecycle import JobEnd, Status
+from service.retrying import Backoff, Outage, until_done
 from service.services import execution
+from service.services.control import DATABASE_ERRORS, UNAVAILABLE
 from service.services.execution import OperationRecord, QueueListener
 from service.services.wiring import build_services
 from service.settings import Settings
 from service.worker.probe import read_heads_in_child
 
 logger = logging.getLogger(__name__)
-CONTROL_DATABASE_TROUBLE = (MigctlError, SQLAlchemyError)
+# Whatever the control database or its driver raise, the worker waits and tries again.
+CONTROL_DATABASE_TROUBLE: tuple[type[Exception], ...] = (MigctlError, *DATABASE_ERRORS)
 
 
 class Worker:
@@ -37,24 +39,31 @@ class Worker:
         self.registry, self.store = self.services.registry, self.services.store
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
+        self.outage = Outage(logger, f"worker {self.worker_id}: control database")
         self._spare: subprocess.Popen[bytes] | None = None
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         logger.info("worker %s started", self.worker_id)
+        poll = self.settings.worker_poll_seconds
         with QueueListener(self.store) as listener:
             while not self.stopping.is_set():
-                try:
-                    worked = self._once()
-                except CONTROL_DATABASE_TROUBLE as exc:  # wait for it to come back; never die
-                    logger.error("worker %s: control database: %s", self.worker_id, exc)
-                    worked = False
-                if not worked:
-                    listener.wait(self.settings.worker_poll_seconds, self.stopping)
+                if not self._attempt():
+                    listener.wait(poll, self.stopping)
         self._drop_spare()
         self.services.close()
         logger.info("worker %s stopped", self.worker_id)
+
+    def _attempt(self) -> bool:
+        """One turn of the loop; a control database outage is waited out, never fatal."""
+        try:
+            worked = self._once()
+        except CONTROL_DATABASE_TROUBLE as exc:
+            self.outage.failed(exc)
+            return False
+        self.outage.recovered()
+        return worked
 
     def _once(self) -> bool:
         """Reap, then claim and run one operation; False when there was nothing to run."""
@@ -74,7 +83,7 @@ class Worker:
         child = self._take_spare(record.id) or _job_process(self.worker_id, record.id)
         logger.info("operation %d: job process %d", record.id, child.pid)
         self._keep_a_spare()  # warm while this job runs: the next claim need not wait for it
-        self._end_abandoned(record, self._supervise(record, child))
+        self._end_when_recordable(record, self._supervise(record, child))
 
     def _keep_a_spare(self) -> None:
         """A job process that has imported everything waits for the next operation's id."""
@@ -126,7 +135,7 @@ class Worker:
                 self.store, record.id, self.worker_id, self.settings.lease_seconds
             )
         except CONTROL_DATABASE_TROUBLE as exc:
-            logger.error("operation %d: heartbeat failed: %s", record.id, exc)
+            self.outage.failed(exc)
             return None
 
     def _start_timed_out(self, record: OperationRecord, started: float) -> bool:
@@ -137,6 +146,13 @@ class Worker:
         except CONTROL_DATABASE_TROUBLE:
             return False
         return current is not None and current.executing_at is None
+
+    def _end_when_recordable(self, record: OperationRecord, outcome: JobEnd) -> None:
+        """`_end_abandoned`, through a control database outage: given up, the operation would
+        stay `running` until its lease expired."""
+        backoff = Backoff(first=max(self.settings.worker_poll_seconds, 0.1), cap=2.0)
+        end = functools.partial(self._end_abandoned, record, outcome)
+        until_done(end, UNAVAILABLE, self.stopping, self.outage, backoff)
 
     def _end_abandoned(self, record: OperationRecord, outcome: JobEnd) -> None:
         """A job that ended without recording its end: failed if it never began, else
