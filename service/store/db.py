@@ -40,6 +40,13 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def aware(value: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands DateTime(timezone=True) back naive; every time migctl writes is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     """An engine whose transactions are real ones on SQLite too (see notes §3.3)."""
     parsed = make_url(url)

@@ -23,6 +23,7 @@ from service.services.control import DATABASE_ERRORS, UNAVAILABLE
 from service.services.execution import OperationRecord, QueueListener
 from service.services.wiring import build_services
 from service.settings import Settings
+from service.worker.presence import Presence
 from service.worker.probe import read_heads_in_child
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class Worker:
         signal.signal(signal.SIGINT, self._stop)
         logger.info("worker %s started", self.worker_id)
         poll = self.settings.worker_poll_seconds
-        with QueueListener(self.store) as listener:
+        with QueueListener(self.store) as listener, Presence(self.store, self.worker_id, poll):
             while not self.stopping.is_set():
                 if not self._attempt():
                     listener.wait(poll, self.stopping)
