@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -181,6 +186,44 @@ def test_an_operation_cut_off_by_a_control_database_restart_ends_interrupted_at_
     assert ended["heads_after"] in (["a4000004"], ["a5000005"])
     assert following["status"] == "succeeded" and current(ini, managed) == ["a3000003"]
     assert worker.poll() is None
+
+
+def readiness(base: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"{base}/health/ready", timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def worker_check(answer: dict[str, Any]) -> dict[str, Any]:
+    return next(check for check in answer["checks"] if check["name"] == "worker")
+
+
+def test_serve_restarts_a_killed_worker_and_is_unready_until_the_new_one_heartbeats(
+    project: Callable[[str], Path], processes: Callable[..., Processes], tmp_path: Path
+) -> None:
+    ini = project("linear")
+    group = processes(single(ini, f"sqlite:///{tmp_path / 'managed.db'}"))
+    serve, base = serve_logged(group, tmp_path / "serve.log")
+    assert wait_for(f"{base}/health/ready") == 200
+    (killed,) = worker_pids(serve.pid)
+    os.kill(killed, signal.SIGKILL)
+    seen: list[tuple[int, str | None]] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not seen or seen[-1][0] != 200 or len(seen) < 2):
+        status, answer = readiness(base)
+        seen.append((status, worker_check(answer)["code"]))
+        time.sleep(0.1)
+    assert (503, "worker-down") in seen and seen[-1] == (200, None), seen
+    (replacement,) = worker_pids(serve.pid)
+    assert replacement != killed
+    log = (tmp_path / "serve.log").read_text()
+    assert f"worker process {killed} was killed by SIGKILL (exit code -9)" in log
+    api = f"{base}/api/v1"
+    operation = queue(api, "default", action="upgrade", revision="heads")
+    ended = ended_by(api, operation["id"], time.monotonic() + 60)
+    assert ended["status"] == "succeeded"
 
 
 def notify(url: str) -> None:
