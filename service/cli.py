@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
 import logging
 import re
-import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -41,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
     worker = commands.add_parser("worker", help="run queued operations")
+    worker.add_argument(
+        "--supervised",
+        action="store_true",
+        help="run it in a child process, restarted whenever it exits (how serve runs it)",
+    )
     worker.set_defaults(run=_worker)
     token = commands.add_parser("token", help="API tokens")
     token_commands = token.add_subparsers(required=True, metavar="ACTION")
@@ -72,13 +79,17 @@ def _serve(args: argparse.Namespace) -> int:
     check_exposure(settings, args.bind or settings.bind)
     _prepare_control_database(settings)
     overrides = {"bind": args.bind, "workers": args.workers, "threads": args.threads}
-    worker = None if args.no_worker else _start_worker_process()
-    try:
-        serve(settings, **{key: value for key, value in overrides.items() if value is not None})
+    options = {key: value for key, value in overrides.items() if value is not None}
+    if args.no_worker:
+        serve(settings, **options)
+        return 0
+    from service.worker.supervisor import start_supervisor, stop_supervisor
+
+    supervisor = start_supervisor()
+    try:  # its API processes are unready while no worker heartbeats
+        serve(dataclasses.replace(settings, expect_worker=True), **options)
     finally:
-        if worker is not None:
-            worker.terminate()  # it finishes its running operation within the grace period
-            worker.wait()
+        stop_supervisor(supervisor)
     return 0
 
 
@@ -103,17 +114,15 @@ def check_exposure(settings: Settings, bind: str) -> None:
     logger.warning("no MIGCTL_TOKENS_FILE: every caller on %s acts as 'anonymous' (admin)", bind)
 
 
-def _start_worker_process() -> subprocess.Popen[bytes]:
-    """The quick start's worker: `migctl worker` beside gunicorn, stopped with it."""
-    return subprocess.Popen([sys.executable, "-m", "service.cli", "worker"])
-
-
-def _worker(_args: argparse.Namespace) -> int:
+def _worker(args: argparse.Namespace) -> int:
     from service.worker.loop import run_worker
+    from service.worker.supervisor import supervise
 
     settings = Settings.from_env()
     _configure_logging(settings.log_level)
-    _prepare_control_database(settings)
+    if args.supervised:
+        return supervise(settings)
+    _prepare_control_database(settings, wait=True)
     run_worker(settings)
     return 0
 
@@ -139,9 +148,20 @@ def _control_db_upgrade(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_control_database(settings: Settings) -> None:
-    if settings.control_db_auto_upgrade:
+def _prepare_control_database(settings: Settings, wait: bool = False) -> None:
+    """Apply the control schema; with `wait`, through an outage (a worker restarted while the
+    control database is down starts when it returns, not at its next restart)."""
+    if not settings.control_db_auto_upgrade:
+        return
+    if not wait:
         _upgrade_control_schema(settings)
+        return
+    from service.retrying import Backoff, Outage, until_done
+    from service.services.control import UNAVAILABLE
+
+    outage = Outage(logging.getLogger("service.cli"), "worker start: control database")
+    upgrade = functools.partial(_upgrade_control_schema, settings)
+    until_done(upgrade, UNAVAILABLE, threading.Event(), outage, Backoff(first=0.5, cap=15.0))
 
 
 def _upgrade_control_schema(settings: Settings) -> None:

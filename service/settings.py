@@ -37,6 +37,7 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_WORKER_POLL_SECONDS",
         "MIGCTL_SHUTDOWN_GRACE_SECONDS",
         "MIGCTL_JOB_START_TIMEOUT_SECONDS",
+        "MIGCTL_EXPECT_WORKER",
         "MIGCTL_TOKENS_FILE",
         "MIGCTL_AUTH",
         "MIGCTL_DOCS_PUBLIC",
@@ -134,6 +135,8 @@ class Settings:
     worker_poll_seconds: float = 1.0
     shutdown_grace_seconds: float = 60.0
     job_start_timeout_seconds: float = 60.0
+    # Readiness needs a live worker. `serve` sets it for its API processes when it runs one.
+    expect_worker: bool = False
     tokens_file: Path | None = None
     auth_disabled: bool = False
     docs_public: bool = True
@@ -227,6 +230,7 @@ def _worker_timings(env: Mapping[str, str]) -> dict[str, Any]:
         "job_start_timeout_seconds": _seconds(
             env, "MIGCTL_JOB_START_TIMEOUT_SECONDS", default=60.0
         ),
+        "expect_worker": _flag(env, "MIGCTL_EXPECT_WORKER", default=False),
     }
     if timings["lease_seconds"] <= 2 * timings["heartbeat_seconds"]:
         raise ConfigError(

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
 
+from service.secrets import Secret
+from service.services import workers
 from service.services.control import control_schema_behind, upgrade_control_schema
-from service.services.health import readiness
+from service.services.health import Check, readiness
 from service.services.registry import Registry
 from service.settings import Settings
 from service.store import operations as ops
+from service.store import workers as store_workers
 from service.store.db import ControlStore, utcnow
 from service.store.tables import audit_events
 from tests.conftest import PostgresServer, fresh_control_url
+from tests.test_serve import MIGCTL
 
 LEASE = dt.timedelta(seconds=30)
 
@@ -142,6 +148,58 @@ def test_readiness_fails_while_the_control_schema_is_behind(
 
 @pytest.fixture
 def make_settings() -> Callable[[str], Settings]:
-    from service.secrets import Secret
-
     return lambda url: Settings(databases=(), control_database_url=Secret(url))
+
+
+def test_control_db_upgrade_creates_the_table_where_workers_record_themselves(
+    make_database: Callable[[], str],
+) -> None:
+    url = make_database()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MIGCTL_")}
+    result = subprocess.run(
+        [MIGCTL, "control-db", "upgrade"],
+        env={**environ, "MIGCTL_CONTROL_DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    engine = sa.create_engine(url)
+    columns = {column["name"] for column in sa.inspect(engine).get_columns("migctl_workers")}
+    engine.dispose()
+    assert columns == {"id", "host", "pid", "started_at", "seen_at", "stopped_at"}
+
+
+def worker_check(store: ControlStore, expected: bool) -> tuple[str, Check]:
+    settings = Settings(databases=(), control_database_url=Secret(store.url))
+    ready = readiness(Registry(settings), store, expect_worker=expected, poll_seconds=0.5)
+    return ready.status, next(check for check in ready.checks if check.name == "worker")
+
+
+def test_readiness_needs_a_worker_seen_lately_where_one_is_expected(
+    store: ControlStore,
+) -> None:
+    status, check = worker_check(store, expected=True)
+    assert (status, check.code) == ("unavailable", "worker-down")
+    workers.worker_seen(store, "w1", "host-a", 101)
+    status, check = worker_check(store, expected=True)
+    assert status == "ready" and check.ok
+    assert check.detail is not None and check.detail.startswith("1 alive")
+    workers.worker_stopped(store, "w1")
+    assert worker_check(store, expected=True)[0] == "unavailable"
+    with store.transaction() as connection:  # a worker that stopped heartbeating 4 s ago
+        store_workers.seen(connection, "w2", "host-a", 102, utcnow() - dt.timedelta(seconds=4))
+    status, check = worker_check(store, expected=True)
+    assert (status, check.code) == ("unavailable", "worker-down")
+    assert check.detail is not None and "no worker seen within 3 s" in check.detail
+
+
+def test_without_an_expected_worker_readiness_reports_workers_as_news_only(
+    store: ControlStore,
+) -> None:
+    status, check = worker_check(store, expected=False)
+    assert (status, check.ok, check.code) == ("ready", True, None)
+    workers.worker_seen(store, "w1", "host-a", 101)
+    workers.worker_process_ended(store, "host-a", 101)  # what serve's supervisor records
+    status, check = worker_check(store, expected=False)
+    assert status == "ready" and check.detail is not None and "stopped" in check.detail

@@ -223,3 +223,10 @@ def test_access_settings_are_read_and_checked(tmp_path: Path) -> None:
     assert settings.cors_origins == ("https://a.example", "https://b.example")
     with pytest.raises(ConfigError, match="MIGCTL_AUTH"):
         Settings.from_env({"MIGCTL_AUTH": "maybe"})
+
+
+def test_readiness_expects_a_worker_only_when_told_to() -> None:
+    assert Settings.from_env({}).expect_worker is False
+    assert Settings.from_env({"MIGCTL_EXPECT_WORKER": "true"}).expect_worker is True
+    with pytest.raises(ConfigError, match="MIGCTL_EXPECT_WORKER"):
+        Settings.from_env({"MIGCTL_EXPECT_WORKER": "sometimes"})

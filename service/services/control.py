@@ -7,7 +7,9 @@ import logging
 import sqlalchemy as sa
 
 from service.migrator import control_schema
-from service.store.db import ControlStore as ControlStore  # for api/ and worker/
+from service.store.db import DATABASE_ERRORS as DATABASE_ERRORS  # for api/, worker/ and cli
+from service.store.db import UNAVAILABLE as UNAVAILABLE
+from service.store.db import ControlStore as ControlStore
 
 logger = logging.getLogger(__name__)
 

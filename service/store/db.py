@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -16,9 +18,33 @@ from service.errors import ControlDatabaseUnavailableError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+# Anything the control database or its drivers raise, through SQLAlchemy or not (LISTEN).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sa.exc.SQLAlchemyError,
+    psycopg2.Error,
+    sqlite3.Error,
+)
+# What a control database that is down, restarting or unreachable raises: worth waiting out.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    ControlDatabaseUnavailableError,
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.DisconnectionError,
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
+    sqlite3.OperationalError,
+)
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def aware(value: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands DateTime(timezone=True) back naive; every time migctl writes is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
 
 
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:

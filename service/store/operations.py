@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from service.lifecycle import ACTIVE, Status, StepOutcome, require_move
+from service.store.db import aware
 from service.store.tables import operation_steps, operations
 
 MAX_OFFSET = 2**31 - 1  # a page number far past the end must not overflow the driver
@@ -82,15 +83,8 @@ _TIMES = (
 def _record(row: sa.Row[Any], steps: Sequence[StepRecord] = ()) -> OperationRecord:
     values = dict(row._mapping)
     for key in _TIMES:
-        values[key] = _aware(values[key])
+        values[key] = aware(values[key])
     return OperationRecord(**values, steps=tuple(steps))
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands DateTime(timezone=True) back naive; every time migctl writes is UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 def insert(connection: sa.Connection, values: Mapping[str, Any]) -> OperationRecord:
@@ -127,7 +121,7 @@ def list_steps(connection: sa.Connection, operation_id: int) -> list[StepRecord]
         .order_by(operation_steps.c.position)
     )
     return [
-        StepRecord(**{**row._mapping, "started_at": _aware(row.started_at)})
+        StepRecord(**{**row._mapping, "started_at": aware(row.started_at)})
         for row in connection.execute(query)
     ]
 

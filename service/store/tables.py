@@ -1,4 +1,4 @@
-"""The control tables (operations, their steps, audit events), with named constraints."""
+"""The control tables (operations, their steps, audit events, workers), with named constraints."""
 
 from __future__ import annotations
 
@@ -107,4 +107,18 @@ audit_events = sa.Table(
     sa.Column("details", sa.JSON, nullable=False),
     sa.Index("ix_migctl_audit_events_database_id", "database", "id"),
     sa.Index("ix_migctl_audit_events_operation_id_id", "operation_id", "id"),
+)
+
+# Every worker process, so that readiness can tell whether one is alive (seen_at is renewed
+# every poll interval). Rows of workers long gone are pruned when a worker starts.
+workers = sa.Table(
+    "migctl_workers",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stopped_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_migctl_workers_seen_at", "seen_at"),
 )

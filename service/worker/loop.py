@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -9,20 +10,23 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from types import FrameType
-
-from sqlalchemy.exc import SQLAlchemyError
 
 from service.errors import MigctlError
 from service.lifecycle import JobEnd, Status
+from service.retrying import Backoff, Outage, until_done
 from service.services import execution
+from service.services.control import DATABASE_ERRORS, UNAVAILABLE
 from service.services.execution import OperationRecord, QueueListener
 from service.services.wiring import Services, build_services
 from service.settings import Settings
+from service.worker.presence import Presence
 from service.worker.supervision import Supervision
 
 logger = logging.getLogger(__name__)
-CONTROL_DATABASE_TROUBLE = (MigctlError, SQLAlchemyError)
+# Whatever the control database or its driver raise, the worker waits and tries again.
+CONTROL_DATABASE_TROUBLE: tuple[type[Exception], ...] = (MigctlError, *DATABASE_ERRORS)
 WARM_UP_SECONDS = 20.0
 
 
@@ -35,23 +39,30 @@ class Worker:
         self.registry, self.store = self.services.registry, self.services.store
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
+        self.outage = Outage(logger, f"worker {self.worker_id}: control database")
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         logger.info("worker %s started", self.worker_id)
         self._warm()
-        with QueueListener(self.store) as listener:
+        poll = self.settings.worker_poll_seconds
+        with QueueListener(self.store) as listener, Presence(self.store, self.worker_id, poll):
             while not self.stopping.is_set():
-                try:
-                    worked = self._once()
-                except CONTROL_DATABASE_TROUBLE as exc:  # wait for it to come back; never die
-                    logger.error("worker %s: control database: %s", self.worker_id, exc)
-                    worked = False
-                if not worked:
-                    listener.wait(self.settings.worker_poll_seconds, self.stopping)
+                if not self._attempt():
+                    listener.wait(poll, self.stopping)
         self.services.close()
         logger.info("worker %s stopped", self.worker_id)
+
+    def _attempt(self) -> bool:
+        """One turn of the loop; a control database outage is waited out, never fatal."""
+        try:
+            worked = self._once()
+        except CONTROL_DATABASE_TROUBLE as exc:
+            self.outage.failed(exc)
+            return False
+        self.outage.recovered()
+        return worked
 
     def _once(self) -> bool:
         """Reap, then claim and run one operation; False when there was nothing to run."""
@@ -69,13 +80,18 @@ class Worker:
             job = execution.begin(self.registry, record, lock_wait)
         except MigctlError as exc:
             logger.warning("operation %d could not start: %s", record.id, exc.detail)
-            execution.fail_to_start(self.registry, self.store, record, self.worker_id, exc)
+            fail = functools.partial(
+                execution.fail_to_start, self.registry, self.store, record, self.worker_id, exc
+            )
+            self._until_recorded(fail)
             return
         logger.info("operation %d: job process %d", record.id, job.pid)
-        supervision = Supervision(self.settings, self.services, self.worker_id, self.stopping)
+        supervision = Supervision(
+            self.settings, self.services, self.worker_id, self.stopping, self.outage
+        )
         outcome = supervision.watch(record, job)
         if outcome is not None:
-            self._end_abandoned(record, outcome)
+            self._end_when_recordable(record, outcome)
 
     def _warm(self) -> None:
         """Load each project in its runner now, so that a first job starts at once."""
@@ -91,6 +107,19 @@ class Worker:
     def _stop(self, signum: int, _frame: FrameType | None) -> None:
         logger.info("worker %s: signal %d, finishing the running operation", self.worker_id, signum)
         self.stopping.set()
+
+    def _end_when_recordable(self, record: OperationRecord, outcome: JobEnd) -> None:
+        """`_end_abandoned`, through a control database outage: given up, the operation would
+        stay `running` until its lease expired."""
+        self._until_recorded(functools.partial(self._end_abandoned, record, outcome))
+
+    def _until_recorded(self, action: Callable[[], object]) -> None:
+        backoff = Backoff(first=max(self.settings.worker_poll_seconds, 0.1), cap=2.0)
+
+        def attempt() -> None:
+            action()
+
+        until_done(attempt, UNAVAILABLE, self.stopping, self.outage, backoff)
 
     def _end_abandoned(self, record: OperationRecord, outcome: JobEnd) -> None:
         """A job that ended without its end recorded: failed if it never began, else

@@ -7,11 +7,11 @@ import logging
 import threading
 import time
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from service.errors import MigctlError
 from service.lifecycle import JobEnd
+from service.retrying import Outage
 from service.services import execution
+from service.services.control import DATABASE_ERRORS
 from service.services.execution import (
     JobEndedSilently,
     JobEvent,
@@ -23,7 +23,7 @@ from service.services.wiring import Services
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
-CONTROL_DATABASE_TROUBLE = (MigctlError, SQLAlchemyError)
+CONTROL_DATABASE_TROUBLE: tuple[type[Exception], ...] = (MigctlError, *DATABASE_ERRORS)
 _TICK_SECONDS = 1.0
 
 
@@ -31,10 +31,15 @@ class Supervision:
     """One job from its start to its recorded end, or to the reason it was abandoned."""
 
     def __init__(
-        self, settings: Settings, services: Services, worker_id: str, stopping: threading.Event
+        self,
+        settings: Settings,
+        services: Services,
+        worker_id: str,
+        stopping: threading.Event,
+        outage: Outage,
     ) -> None:
         self.settings, self.services = settings, services
-        self.worker_id, self.stopping = worker_id, stopping
+        self.worker_id, self.stopping, self.outage = worker_id, stopping, outage
         self._pending: collections.deque[JobEvent] = collections.deque()
         self._began = False
         self._silent = False
@@ -102,8 +107,9 @@ class Supervision:
                     self._pending[0],
                 )
             except CONTROL_DATABASE_TROUBLE as exc:  # keep it, try again at the next tick
-                logger.error("operation %d: cannot record: %s", record.id, exc)
+                self.outage.failed(exc)
                 return False
+            self.outage.recovered()
             self._pending.popleft()
             if status is not None:
                 return True
@@ -116,7 +122,7 @@ class Supervision:
                 self.services.store, record.id, self.worker_id, self.settings.lease_seconds
             )
         except CONTROL_DATABASE_TROUBLE as exc:
-            logger.error("operation %d: heartbeat failed: %s", record.id, exc)
+            self.outage.failed(exc)
             return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from flask.views import MethodView
 
-from service.api.context import control_store, registry
+from service.api.context import control_store, registry, services
 from service.api.smorest import Blueprint
 from service.services import health as service
 
@@ -45,7 +45,14 @@ class Ready(MethodView):
     def get(self):
         """The service can answer: control database usable, every Alembic project loads
 
-        `degraded` (still 200) when some projects are broken: the others are served.
+        `degraded` (still 200) when some projects are broken: the others are served. When a
+        worker is expected (`migctl serve` runs one), 503 `worker-down` while none heartbeats.
         """
-        readiness = service.readiness(registry(), control_store())
+        settings = services().settings
+        readiness = service.readiness(
+            registry(),
+            control_store(),
+            expect_worker=settings.expect_worker,
+            poll_seconds=settings.worker_poll_seconds,
+        )
         return readiness, 200 if readiness.status != "unavailable" else 503
