@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import logging
 import secrets
+from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
 
+from service.errors import ConfigError
 from service.secrets import RedactingFilter, Redactor, url_secrets, value_secrets
+from service.settings import Settings
 
 PASSWORD = "Sp@c!al/pw-Qx7rT2mWv9"
 
@@ -123,3 +126,26 @@ def test_the_log_filter_learns_a_token_without_its_migctl_prefix() -> None:
     record = logging.LogRecord("x", logging.INFO, "", 0, "kT9qmZ0vbnX", (), None)
     log_filter.filter(record)
     assert record.getMessage() == "***"
+
+
+def write_file(tmp_path: Path, text: str) -> Settings:
+    ini = Path(__file__).parent / "fixtures" / "linear" / "alembic.ini"
+    path = tmp_path / "databases.toml"
+    path.write_text(f'[databases.db]\nurl = "sqlite:///x.db"\nalembic_config = "{ini}"\n{text}')
+    return Settings.from_env({"MIGCTL_DATABASES_FILE": str(path)})
+
+
+def test_env_values_named_in_public_env_are_not_secrets(tmp_path: Path) -> None:
+    settings = write_file(
+        tmp_path,
+        'public_env = ["SCHEMA"]\n[databases.db.env]\nSCHEMA = "tenant_42"\nAPI_KEY = "k-1234"\n',
+    )
+    (database,) = settings.databases
+    assert database.public_env == {"SCHEMA"} and database.secret_values() == ["k-1234"]
+
+
+def test_public_env_naming_a_variable_env_does_not_set_stops_migctl_at_start(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError, match="public_env names 'SCHEMAS'"):
+        write_file(tmp_path, 'public_env = ["SCHEMAS"]\n[databases.db.env]\nSCHEMA = "a"\n')
