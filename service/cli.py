@@ -190,7 +190,7 @@ def _check_config(args: argparse.Namespace) -> int:
             verdict = f"ok {state}".rstrip()
         except MigctlError as exc:
             failures += 1
-            verdict = f"FAILED {exc.code}: {exc.detail}"
+            verdict = f"FAILED {exc.code}: {managed.redactor.redact(exc.detail)}"
         print(f"  {database.name}: {database.masked_url} ({database.alembic_config}) {verdict}")
     services.close()
     return 1 if failures else 0

@@ -10,9 +10,11 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from service.errors import ConfigError
+from service.errors import ConfigError, MigrationFailedError
 from service.secrets import RedactingFilter, Redactor, url_secrets, value_secrets
+from service.services.redaction import redacted_error
 from service.settings import Settings
+from tests.leaks import leaks
 
 PASSWORD = "Sp@c!al/pw-Qx7rT2mWv9"
 
@@ -86,6 +88,15 @@ def test_a_json_like_value_is_redacted_in_every_string_it_holds() -> None:
         "steps": [{"sql": "'***'"}],
         "n": 3,
     }
+
+
+def test_a_migctl_error_is_redacted_in_its_detail_and_context_and_keeps_its_class() -> None:
+    failure = RuntimeError('relation "u:Qx7rT2mWv9Lp4Zs8Kd3N"\nLINE 1: u:Qx7rT2mWv9...')
+    error = MigrationFailedError("a1", failure, "SELECT 'Qx7rT2mWv9Lp4Zs8Kd3N'")
+    clean = redacted_error(error, Redactor(["Qx7rT2mWv9Lp4Zs8Kd3N"]))
+    assert isinstance(clean, MigrationFailedError) and clean.code == "migration-failed"
+    assert leaks(f"{clean.detail} {clean.context}", "Qx7rT2mWv9Lp4Zs8Kd3N") == []
+    assert clean.context["sql"] == "SELECT '***'" and clean.context["revision"] == "a1"
 
 
 def logged(redactor: Redactor, *args: object, exc: bool = False) -> str:

@@ -7,9 +7,11 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from service.errors import JobStartError, MigctlError
+from service.errors import DatabaseNotFoundError, JobStartError, MigctlError
 from service.lifecycle import JobEnd, Status
 from service.migrator.runner import FinishedStep, Job, Listener, run_job
+from service.secrets import Redactor
+from service.services.redaction import redacted_error
 from service.services.registry import Registry
 from service.store import audit
 from service.store import operations as ops
@@ -66,8 +68,9 @@ def run_claimed(
         # Shorter than the worker's start timeout, so a busy lock is reported as such.
         lock_wait_seconds=start_timeout_seconds / 2,
     )
+    recorder = _Recorder(store, record, worker_id, managed.redactor)
     try:
-        run_job(managed.scripts, managed.graph(), job, _Recorder(store, record, worker_id))
+        run_job(managed.scripts, managed.graph(), job, recorder)
     except MigctlError as exc:
         failed, heads = Status.FAILED, heads_now(registry)
         return finish(registry, store, record, worker_id, failed, heads, error=exc)
@@ -77,8 +80,11 @@ def run_claimed(
 class _Recorder(Listener):
     """Writes the plan made under the lock, then each step, to the control database."""
 
-    def __init__(self, store: ControlStore, record: OperationRecord, worker_id: str) -> None:
+    def __init__(
+        self, store: ControlStore, record: OperationRecord, worker_id: str, redactor: Redactor
+    ) -> None:
         self.store, self.record, self.worker_id = store, record, worker_id
+        self.redactor = redactor
         super().__init__(on_start=self._started, on_step=self._stepped)
 
     def _started(self, heads: tuple[str, ...], planned: list[dict[str, str]]) -> None:
@@ -88,10 +94,12 @@ class _Recorder(Listener):
 
     def _stepped(self, step: FinishedStep) -> None:
         with self.store.transaction() as connection:
-            ops.add_step(connection, self.record.id, _step_record(step))
+            ops.add_step(connection, self.record.id, _step_record(step, self.redactor))
 
 
-def _step_record(step: FinishedStep) -> StepRecord:
+def _step_record(step: FinishedStep, redactor: Redactor) -> StepRecord:
+    """The step as recorded: its SQL may quote a secret a revision wrote into a statement."""
+    sql = "".join(f"{statement};\n" for statement in step.statements)
     return StepRecord(
         position=step.position,
         revision=step.revision,
@@ -99,7 +107,7 @@ def _step_record(step: FinishedStep) -> StepRecord:
         started_at=step.started_at,
         duration_ms=step.duration_ms,
         statement_count=len(step.statements),
-        sql="".join(f"{statement};\n" for statement in step.statements),
+        sql=redactor.redact(sql),
         outcome=step.outcome,
     )
 
@@ -115,6 +123,8 @@ def finish(
 ) -> Status | None:
     """End a running operation with the heads the database really has now."""
     heads_after = read_heads(record.database)
+    if error is not None:  # its message and SQL may quote a secret, whole or cut short
+        error = redacted_error(error, _redactor(registry, record.database))
     values: dict[str, Any] = {"finished_at": utcnow(), "heads_after": heads_after}
     if error is not None:
         values.update(_error_values(error))
@@ -218,10 +228,19 @@ def heads_now(registry: Registry) -> HeadsReader:
         try:
             return list(managed.state.current_heads(managed.graph()))
         except MigctlError as exc:
-            logger.warning("cannot read heads of %s: %s", name, exc.detail)
+            detail = managed.redactor.redact(exc.detail)
+            logger.warning("cannot read heads of %s: %s", name, detail)
             return None
 
     return read
+
+
+def _redactor(registry: Registry, name: str) -> Redactor:
+    """The database's redactor; every secret's when it left the configuration meanwhile."""
+    try:
+        return registry.get(name).redactor
+    except DatabaseNotFoundError:
+        return registry.redactor
 
 
 def _error_values(error: MigctlError) -> dict[str, Any]:
