@@ -86,7 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
     from service.api.server import serve
 
     settings = Settings.from_env()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     check_exposure(settings, args.bind or settings.bind)
     _prepare_control_database(settings)
     overrides = {"bind": args.bind, "workers": args.workers, "threads": args.threads}
@@ -130,7 +130,7 @@ def _worker(_args: argparse.Namespace) -> int:
     from service.worker.loop import run_worker
 
     settings = Settings.from_env()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     _prepare_control_database(settings)
     run_worker(settings)
     return 0
@@ -151,7 +151,7 @@ def _token_create(args: argparse.Namespace) -> int:
 
 def _control_db_upgrade(_args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     _upgrade_control_schema(settings)
     print(f"control database is up to date ({settings.control_database_url})")
     return 0
@@ -212,10 +212,14 @@ def render_openapi() -> str:
     return json.dumps(spec, indent=2, sort_keys=True) + "\n"
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(settings: Settings) -> None:
+    from service.services.redaction import log_redaction
+
+    level = settings.log_level
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
     )
+    log_redaction(settings)
     if level != "DEBUG":  # Alembic's plugin and context lines say nothing an operator needs
         logging.getLogger("alembic").setLevel(logging.WARNING)
 

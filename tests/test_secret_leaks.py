@@ -10,8 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import secrets
+import signal
+import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -23,10 +29,14 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
+from service.services.access import Role
+from service.services.redaction import log_redaction
+from service.services.tokens import new_token, token_entry
 from service.settings import ManagedDatabase
 from tests.conftest import PostgresServer, client_for, managed
 from tests.leaks import leaks
 from tests.test_operations import run_next
+from tests.test_serve import free_port, wait_for
 
 MIGCTL = str(Path(sys.executable).with_name("migctl"))
 
@@ -181,7 +191,7 @@ def everything(client: FlaskClient, operation_id: int | None = None) -> str:
 
 @pytest.fixture
 def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Every log record of the run."""
+    """Every log record, through the redaction migctl installs on its processes' handlers."""
     with caplog.at_level(logging.DEBUG):
         yield caplog
 
@@ -192,6 +202,7 @@ UPGRADE = {"action": "upgrade", "revision": "heads"}
 def run_upgrade(database: ManagedDatabase, caplog: pytest.LogCaptureFixture) -> tuple[Any, str]:
     """Queue an upgrade through the API, run it as the worker's job does; (answer, all seen)."""
     client = client_for(database)
+    log_redaction(client.application.extensions["migctl"].settings, [caplog.handler])
     queued = client.post("/api/v1/databases/db/operations", json=UPGRADE)
     assert queued.status_code == 202, queued.json
     run_next(client)
@@ -206,6 +217,7 @@ QUOTES_URL = {
     # Its LINE 1 context of a syntax error keeps the statement's end: the password's end.
     "syntax": "    op.execute(f\"SELECT '{key}', '{url}' FRM x\")\n",
 }
+LOGS_URL = '    log.warning("migrating %s with %s", url, key[:12])\n'
 READS = "    url, key = os.environ['DATABASE_URL'], os.environ['API_KEY']\n"
 
 
@@ -213,7 +225,7 @@ READS = "    url, key = os.environ['DATABASE_URL'], os.environ['API_KEY']\n"
 def test_a_failing_statement_that_quotes_the_url_shows_no_piece_of_a_secret_anywhere(
     target: Target, tmp_path: Path, logs: pytest.LogCaptureFixture, statement: str
 ) -> None:
-    ini = leaky_project(tmp_path / "project", READS + QUOTES_URL[statement])
+    ini = leaky_project(tmp_path / "project", READS + LOGS_URL + QUOTES_URL[statement])
     api_key = a_secret("key-")
     answer, seen = run_upgrade(managed("db", ini, target.url, env={"API_KEY": api_key}), logs)
     assert answer["status"] == "failed" and answer["error"]["code"] == "migration-failed"
@@ -224,6 +236,7 @@ def test_a_failing_statement_that_quotes_the_url_shows_no_piece_of_a_secret_anyw
 # (2) A password configured percent-encoded, quoted by an error decoded and re-encoded.
 QUOTES_PASSWORD = """    url = os.environ["DATABASE_URL"]
     parsed = make_url(url)
+    log.warning("as given %s, decoded %s", url, parsed.password)
     rendered = parsed.render_as_string(hide_password=False)
     op.execute(f'SELECT * FROM "{parsed.password}" WHERE a = \\'{rendered}\\' OR b = \\'{url}\\'')
 """
@@ -256,6 +269,7 @@ def test_an_env_py_that_fails_quoting_the_url_shows_no_piece_of_the_password(
     ini = leaky_project(tmp_path / "project", "    pass\n")
     (ini.parent / "migrations" / "env.py").write_text(ENV_PY_QUOTES_URL)
     client = client_for(managed("db", ini, roles.database_for(password, configured)))
+    log_redaction(client.application.extensions["migctl"].settings, [logs.handler])
     detail = client.get("/api/v1/databases/db").json
     assert detail["status_problem"]["code"] == "project-unavailable"
     refused = client.post("/api/v1/databases/db/operations", json=UPGRADE)
@@ -299,3 +313,70 @@ def test_env_values_written_into_sql_are_redacted_in_steps_and_previews_unless_p
     assert text_preview.headers["ETag"] == f'"{json_preview["sha256"]}"'
     seen += json.dumps(json_preview)
     assert leaks(seen, note_key, pin, *target.secrets) == []
+
+
+# (5) The API, the worker and the job as processes: their logs, gunicorn's included.
+PROCESS_REVISION = READS + LOGS_URL + QUOTES_URL["relation"]
+
+
+def http(method: str, url: str, token: str, body: Any = None) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        url,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.postgresql
+def test_no_secret_or_token_reaches_the_logs_of_the_api_worker_and_job_processes(
+    roles: PasswordRoles, tmp_path: Path
+) -> None:
+    password = "Sp@c!al/pw" + a_secret()[:10]
+    configured, api_key, token = quote(password, safe="!"), a_secret("key-"), new_token()
+    ini = leaky_project(tmp_path / "project", PROCESS_REVISION)
+    (tmp_path / "tokens.toml").write_text(token_entry("ci", Role.ADMIN, [], token))
+    (tmp_path / "databases.toml").write_text(
+        f'[databases.db]\nurl = "{roles.database_for(password, configured)}"\n'
+        f'alembic_config = "{ini}"\n[databases.db.env]\nAPI_KEY = "{api_key}"\n'
+    )
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MIGCTL_")}
+    environ |= {
+        "MIGCTL_DATABASES_FILE": str(tmp_path / "databases.toml"),
+        "MIGCTL_TOKENS_FILE": str(tmp_path / "tokens.toml"),
+        "MIGCTL_DATA_DIR": str(tmp_path / "var"),
+        "MIGCTL_WORKER_POLL_SECONDS": "0.2",
+        "MIGCTL_LOG_LEVEL": "DEBUG",
+    }
+    output = tmp_path / "output.log"
+    with output.open("w") as sink:
+        server = subprocess.Popen(
+            [MIGCTL, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+            env=environ,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            api = f"http://127.0.0.1:{port}/api/v1"
+            wait_for(f"http://127.0.0.1:{port}/health/live")
+            path = f"{api}/databases/db/operations?t={token}"
+            status, queued = http("POST", path, token, UPGRADE)
+            assert status == 202, queued
+            status, done = http("GET", f"{api}/operations/{queued['id']}?wait=30", token)
+            assert done["status"] == "failed", done
+            assert http("GET", f"{api}/databases/{token[:20]}", token)[0] == 404
+            assert http("GET", f"{api}/databases?hint={token[-12:]}", token)[0] == 200
+            seen = json.dumps(done)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
+    time.sleep(0.1)
+    text = output.read_text()
+    assert "GET /api/v1/operations/" in text and "migrating" in text  # the lines are there
+    assert leaks(text + seen, configured, password, api_key, token) == []

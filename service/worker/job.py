@@ -13,6 +13,7 @@ import sys
 
 from service.lifecycle import Status
 from service.services.execution import run_claimed
+from service.services.redaction import log_redaction
 from service.services.wiring import build_services
 from service.settings import Settings
 
@@ -23,6 +24,7 @@ def main(argv: list[str]) -> int:
     worker_id = argv[0]
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s job: %(message)s")
+    log_redaction(settings)  # a revision may log what it reads from the environment
     services = build_services(settings)
     given = argv[1] if len(argv) > 1 else sys.stdin.readline().strip()
     if not (given.isascii() and given.isdigit()):
