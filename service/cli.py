@@ -75,7 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
     from service.api.server import serve
 
     settings = Settings.from_env()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     check_exposure(settings, args.bind or settings.bind)
     _prepare_control_database(settings)
     overrides = {"bind": args.bind, "workers": args.workers, "threads": args.threads}
@@ -119,7 +119,7 @@ def _worker(args: argparse.Namespace) -> int:
     from service.worker.supervisor import supervise
 
     settings = Settings.from_env()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     if args.supervised:
         return supervise(settings)
     _prepare_control_database(settings, wait=True)
@@ -142,7 +142,7 @@ def _token_create(args: argparse.Namespace) -> int:
 
 def _control_db_upgrade(_args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     _upgrade_control_schema(settings)
     print(f"control database is up to date ({settings.control_database_url})")
     return 0
@@ -193,7 +193,7 @@ def _check_config(args: argparse.Namespace) -> int:
             verdict = f"ok {state}".rstrip()
         except MigctlError as exc:
             failures += 1
-            runtime, verdict = None, f"FAILED {exc.code}: {exc.detail}"
+            runtime, verdict = None, f"FAILED {exc.code}: {managed.redactor.redact(exc.detail)}"
         print(f"  {database.name}: {database.masked_url} ({database.alembic_config}) {verdict}")
         if runtime is not None:
             print(
@@ -220,10 +220,14 @@ def render_openapi() -> str:
     return json.dumps(spec, indent=2, sort_keys=True) + "\n"
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(settings: Settings) -> None:
+    from service.services.redaction import log_redaction
+
+    level = settings.log_level
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
     )
+    log_redaction(settings)
     if level != "DEBUG":  # Alembic's plugin and context lines say nothing an operator needs
         logging.getLogger("alembic").setLevel(logging.WARNING)
 

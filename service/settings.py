@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import ConfigError
-from service.secrets import Secret, mask_url
+from service.secrets import Secret, mask_url, url_secrets, value_secrets
 
 ENV_PREFIX = "MIGCTL_"
 KNOWN_VARIABLES = frozenset(
@@ -55,6 +55,7 @@ DATABASE_KEYS = frozenset(
         "environment",
         "description",
         "env",
+        "public_env",
         "allow_downgrade",
         "allow_stamp",
         "python",
@@ -82,6 +83,8 @@ class ManagedDatabase:
     environment: str = ""
     description: str = ""
     env: Mapping[str, Secret] = field(default_factory=dict)
+    # Names in `env` whose values are not secret (a schema name): shown as they are.
+    public_env: frozenset[str] = frozenset()
     allow_downgrade: bool | None = None  # None: allowed unless environment is production
     allow_stamp: bool | None = None
     python: tuple[str, ...] = (sys.executable,)  # the interpreter (argv prefix) of its project
@@ -101,6 +104,13 @@ class ManagedDatabase:
         return explicit if explicit is not None else self.environment != PRODUCTION
 
     url_variables: tuple[str, ...] = ()  # environment variables its URLs came from
+
+    def secret_values(self) -> list[str]:
+        """What must never be shown: the URLs' passwords and every env value not public."""
+        env = [v.reveal() for name, v in self.env.items() if name not in self.public_env]
+        urls = [self.url.reveal()] + ([self.migration_url.reveal()] if self.migration_url else [])
+        found = [secret for url in urls for secret in url_secrets(url)]
+        return found + [s for value in env for s in value_secrets(value)]
 
     @property
     def masked_url(self) -> str:
@@ -176,6 +186,11 @@ class Settings:
 
     def database(self, name: str) -> ManagedDatabase | None:
         return next((db for db in self.databases if db.name == name), None)
+
+    def secret_values(self) -> list[str]:
+        """Every secret of every database, and the control database's password."""
+        found = url_secrets(self.control_database_url.reveal())
+        return found + [value for db in self.databases for value in db.secret_values()]
 
 
 def _runner_environ(
@@ -362,6 +377,7 @@ def _database_from_table(
         raise ConfigError(f"{where}: key 'alembic_config' is missing.")
     url, url_variable = _database_url(table, where, env, "url")
     migration_url, migration_variable = _database_url(table, where, env, "migration_url")
+    variables = _env_table(table, where)
     return ManagedDatabase(
         name=name,
         url=Secret(url),
@@ -369,7 +385,8 @@ def _database_from_table(
         alembic_section=section,
         environment=environment,
         description=_string(table, "description", where),
-        env=_env_table(table, where),
+        env=variables,
+        public_env=_public_env(table, variables, where),
         allow_downgrade=_bool(table, "allow_downgrade", where),
         allow_stamp=_bool(table, "allow_stamp", where),
         python=_python(table, where, path.parent),
@@ -439,6 +456,17 @@ def _env_table(table: Mapping[str, Any], where: str) -> dict[str, Secret]:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: env variable {key!r} must be a string.")
     return {key: Secret(value) for key, value in raw.items()}
+
+
+def _public_env(table: Mapping[str, Any], env: Mapping[str, Secret], where: str) -> frozenset[str]:
+    """Env names declared not secret; one that env does not set is a typo, refused at start."""
+    raw = table.get("public_env", [])
+    if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
+        raise ConfigError(f"{where}: key 'public_env' must be a list of env variable names.")
+    unknown = sorted(set(raw) - set(env))
+    if unknown:
+        raise ConfigError(f"{where}: public_env names {unknown[0]!r}, which env does not set.")
+    return frozenset(raw)
 
 
 def _checked_ini(ini: Path, section: str, where: str) -> Path:

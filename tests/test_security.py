@@ -16,8 +16,10 @@ from flask.testing import FlaskClient
 
 from service.api.app import create_app
 from service.services.access import Role
+from service.services.redaction import log_redaction
 from service.services.tokens import new_token, token_entry
 from tests.conftest import fresh_control_url, managed, settings_for
+from tests.leaks import leaks
 
 TOKENS = {
     "viewer": (Role.VIEWER, []),
@@ -303,6 +305,7 @@ def test_cors_is_off_by_default_and_allows_only_listed_origins(
 
 
 PASSWORD = "pw-Zq81vTn3"
+ENCODED = "Sp%40c!al%2Fpw-4kT9q"  # configured percent-encoded: "Sp@c!al/pw-4kT9q"
 
 
 def test_a_known_password_and_token_never_appear_in_any_response_or_log_line(
@@ -317,13 +320,15 @@ def test_a_known_password_and_token_never_appear_in_any_response_or_log_line(
     settings = settings_for(
         managed("down", ini, unreachable, env={"API_KEY": PASSWORD}),
         managed("up", ini, reachable),
+        managed("encoded", ini, f"postgresql+psycopg2://app:{ENCODED}@127.0.0.1:1/app"),
         tokens_file=tokens[0],
     )
+    log_redaction(settings, [caplog.handler])  # as migctl's processes do on their handlers
     client = create_app(settings).test_client()
     token = tokens[1]["admin"]
     seen = []
     with caplog.at_level(logging.DEBUG):
-        for db in ("down", "up"):
+        for db in ("down", "up", "encoded"):
             for method, path, body in endpoints(db):
                 response = client.open(path, method=method, json=body, headers=bearer(token))
                 seen.append(response.get_data(as_text=True))
@@ -333,8 +338,14 @@ def test_a_known_password_and_token_never_appear_in_any_response_or_log_line(
             "/api/v1/audit-events",
             "/health/ready",
             "/openapi.json",
+            f"/api/v1/databases?token={token}",
+            f"/api/v1/databases/{token[:24]}",  # an unknown database: the problem quotes it
         ):
             seen.append(client.get(path, headers=bearer(token)).get_data(as_text=True))
+        logging.getLogger("service.probe").warning("token %s, its end %s", token, token[-10:])
+        client.get("/api/v1/databases", headers=bearer(token[:-1]))  # a denial, audited
+    seen.append(client.get("/api/v1/audit-events", headers=bearer(token)).get_data(as_text=True))
     text = "\n".join(seen) + caplog.text
-    assert PASSWORD not in text and token not in text
+    assert "token migctl_***, its end ***" in caplog.text
+    assert leaks(text, PASSWORD, ENCODED, token) == []
     assert fresh_control_url  # the control database of this app holds no secret either

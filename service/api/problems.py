@@ -8,6 +8,7 @@ from typing import Any
 from flask import g, request
 from werkzeug.exceptions import HTTPException
 
+from service.api.context import services
 from service.errors import (
     AmbiguousRevisionError,
     ControlDatabaseUnavailableError,
@@ -76,7 +77,10 @@ logger = logging.getLogger(__name__)
 def problem(
     status: int, code: str, title: str, detail: str | None = None, **members: Any
 ) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """The (body, status, headers) of a problem response; every error goes through here."""
+    """The (body, status, headers) of a problem response; every error goes through here.
+
+    Redacted: the detail and members may quote a driver or env.py, the path a token.
+    """
     body: dict[str, Any] = {
         "type": TYPE_PREFIX + code,
         "title": title,
@@ -88,6 +92,7 @@ def problem(
     if detail:
         body["detail"] = detail
     body.update({key: value for key, value in members.items() if value is not None})
+    body = services().registry.redactor.redact_value(body)
     headers = {"Content-Type": PROBLEM_MEDIA_TYPE}
     if status == 503:
         headers["Retry-After"] = RETRY_AFTER_SECONDS

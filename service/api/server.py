@@ -6,8 +6,10 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from service.api.app import create_app
+from service.services.redaction import attach_log_redaction
 from service.settings import Settings
 
 
@@ -26,6 +28,15 @@ class _Server(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
+class RedactedLogger(Logger):  # type: ignore[misc]
+    """gunicorn's error and access logs, through migctl's redaction (a request line may
+    carry a token in its query string)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)  # called again on reload, with new handlers
+        attach_log_redaction([*self.error_log.handlers, *self.access_log.handlers])
+
+
 def gunicorn_options(settings: Settings, **overrides: Any) -> dict[str, Any]:
     """Threads serve slow reads while Alembic work is serialised per process anyway."""
     options: dict[str, Any] = {
@@ -40,6 +51,7 @@ def gunicorn_options(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "loglevel": settings.log_level.lower(),
         "control_socket_disable": True,  # read-only containers; nothing here uses gunicornc
         "proc_name": "migctl",
+        "logger_class": RedactedLogger,
     }
     options.update(overrides)
     return options

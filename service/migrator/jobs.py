@@ -19,7 +19,6 @@ from service.errors import MigctlError, error_from_wire, redacted
 from service.lifecycle import StepOutcome
 from service.migrator.scripts import ProjectScripts, RevisionGraph
 from service.migrator.state import env_py_environ
-from service.secrets import url_secrets
 from service.settings import ManagedDatabase
 
 logger = logging.getLogger("service.job")
@@ -171,10 +170,7 @@ def _job_params(graph: RevisionGraph, job: Job, url: str) -> dict[str, Any]:
 
 
 def _secrets(database: ManagedDatabase) -> list[str]:
-    """What must never be shown of a database: its URLs, password and configured env values."""
-    urls = [database.url.reveal(), database.job_url.reveal()]
-    found = [secret for url in urls for secret in url_secrets(url)]
-    return found + [value.reveal() for value in database.env.values()]
+    return database.secret_values()
 
 
 def _log_output(descriptor: int, operation_id: int) -> None:

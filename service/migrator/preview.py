@@ -9,7 +9,6 @@ from service.errors import MigctlError, OfflineUnsupportedError, redacted
 from service.migrator.plans import plan_steps
 from service.migrator.scripts import ProjectScripts, RevisionGraph
 from service.migrator.state import env_py_environ
-from service.secrets import url_secrets
 from service.settings import ManagedDatabase
 
 
@@ -56,7 +55,7 @@ def render_preview(
     if not steps:
         return Preview(request.action, request.start, dialect, (), "", 0, _sha256(""))
     database = request.database
-    secrets = url_secrets(database.url.reveal()) + [v.reveal() for v in database.env.values()]
+    secrets = database.secret_values()
     render_url = f"{request.dialect}://" if request.dialect else database.url.reveal()
     try:
         rendered = scripts.runner.request(

@@ -24,7 +24,7 @@ from sqlalchemy.exc import (
 
 from service.errors import DatabaseUnavailableError, MigctlError, redacted
 from service.migrator.scripts import ProjectScripts, RevisionGraph
-from service.secrets import redact, url_secrets
+from service.secrets import redact
 from service.settings import ManagedDatabase
 
 
@@ -134,7 +134,7 @@ class DatabaseState:
         return env_py_environ(self.database, self._url)
 
     def secrets(self) -> list[str]:
-        return url_secrets(self._url) + [value.reveal() for value in self.database.env.values()]
+        return self.database.secret_values()
 
     def _engine_or_new(self) -> Engine:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import re
 import signal
@@ -60,6 +61,9 @@ def _become_job(output_fd: int) -> None:
     os.dup2(output_fd, 1)
     os.dup2(output_fd, 2)
     os.close(output_fd)
+    # What revisions and Alembic log reaches the worker's log, with the operation's id
+    # (unless env.py configures logging its own way, as the CLI would let it).
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _die_with_parent() -> None:

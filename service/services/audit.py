@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from service.secrets import Redactor
 from service.services.context import RequestContext
 from service.store import audit
 from service.store.audit import AuditEvent
@@ -17,6 +18,7 @@ from service.store.db import ControlStore, utcnow
 # denial events a window (per process); the next event says how many were left out.
 DENIALS_PER_WINDOW = 5
 WINDOW_SECONDS = 60.0
+_TOKENS = Redactor()  # no configured secret: token shapes only
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def record_denial(
         details={
             "code": code,
             "reason": reason,
-            "request": target,
+            "request": _TOKENS.redact(target),  # a token sent in the path or query string
             "suppressed_before": suppressed,
         },
     )

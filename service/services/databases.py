@@ -121,8 +121,8 @@ def describe_database(registry: Registry, name: str) -> DatabaseDetail:
     problem: StatusProblem | None = None
     try:
         status = database_status(registry, name)
-    except MigctlError as exc:
-        problem = StatusProblem(exc.code, exc.detail)
+    except MigctlError as exc:  # a driver's or env.py's message may quote a secret
+        problem = StatusProblem(exc.code, managed.redactor.redact(exc.detail))
     return DatabaseDetail(**vars(summarize(managed)), status=status, status_problem=problem)
 
 

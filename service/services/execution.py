@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from service.errors import JobStartError, MigctlError
+from service.errors import DatabaseNotFoundError, JobStartError, MigctlError
 from service.lifecycle import JobEnd, Status
 from service.migrator.jobs import (
     FinishedStep,
@@ -21,6 +21,8 @@ from service.migrator.jobs import (
     Started,
     start_job,
 )
+from service.secrets import Redactor
+from service.services.redaction import redacted_error
 from service.services.registry import Registry
 from service.store import audit
 from service.store import operations as ops
@@ -93,15 +95,18 @@ def record_event(
             ops.update_running(connection, record.id, worker_id, values)
         return None
     if isinstance(event, FinishedStep):
+        step = _step_record(event, _redactor(registry, record.database))
         with store.transaction() as connection:
-            ops.add_step(connection, record.id, _step_record(event))
+            ops.add_step(connection, record.id, step)
         return None
     status = Status.SUCCEEDED if event.error is None else Status.FAILED
     ended = finish(registry, store, record, worker_id, status, event.heads_after, event.error)
     return ended or status
 
 
-def _step_record(step: FinishedStep) -> StepRecord:
+def _step_record(step: FinishedStep, redactor: Redactor) -> StepRecord:
+    """The step as recorded: its SQL may quote a secret a revision wrote into a statement."""
+    sql = "".join(f"{statement};\n" for statement in step.statements)
     return StepRecord(
         position=step.position,
         revision=step.revision,
@@ -109,7 +114,7 @@ def _step_record(step: FinishedStep) -> StepRecord:
         started_at=step.started_at,
         duration_ms=step.duration_ms,
         statement_count=step.statement_count,
-        sql="".join(f"{statement};\n" for statement in step.statements),
+        sql=redactor.redact(sql),
         outcome=step.outcome,
     )
 
@@ -124,6 +129,8 @@ def finish(
     error: MigctlError | None = None,
 ) -> Status | None:
     """End a running operation with the heads the database has; None if no longer ours."""
+    if error is not None:  # its message and SQL may quote a secret, whole or cut short
+        error = redacted_error(error, _redactor(registry, record.database))
     values: dict[str, Any] = {"finished_at": utcnow(), "heads_after": heads_after}
     if error is not None:
         values.update(_error_values(error))
@@ -215,8 +222,16 @@ def read_heads(registry: Registry, name: str) -> list[str] | None:
     try:
         return list(managed.state.current_heads(managed.graph()))
     except MigctlError as exc:
-        logger.warning("cannot read heads of %s: %s", name, exc.detail)
+        logger.warning("cannot read heads of %s: %s", name, managed.redactor.redact(exc.detail))
         return None
+
+
+def _redactor(registry: Registry, name: str) -> Redactor:
+    """The database's redactor; every secret's when it left the configuration meanwhile."""
+    try:
+        return registry.get(name).redactor
+    except DatabaseNotFoundError:
+        return registry.redactor
 
 
 def _error_values(error: MigctlError) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from service.errors import (
 )
 from service.lifecycle import Status
 from service.migrator.plans import plan_steps, resolve_targets, step_direction, step_revision
+from service.secrets import Redactor
 from service.services.access import ANONYMOUS, Permission, Principal, check_policy
 from service.services.context import RequestContext
 from service.services.registry import Managed, Registry
@@ -80,7 +81,7 @@ def request_operation(
         check_policy(managed.database, request.action)
         plan = _plan(managed, request)
     except MigctlError as exc:
-        _record_refusal(store, name, request, context, exc)
+        _record_refusal(store, name, request, context, exc, registry.redactor)
         raise
     values = _new_operation(name, request, context, plan, idempotency_key, fingerprint)
     try:
@@ -92,7 +93,7 @@ def request_operation(
         try:
             replayed = _replay(store, context, idempotency_key or "", fingerprint)
         except MigctlError as exc:
-            _record_refusal(store, name, request, context, exc)
+            _record_refusal(store, name, request, context, exc, registry.redactor)
             raise
         if replayed is None:
             raise
@@ -168,7 +169,9 @@ def _record_refusal(
     request: OperationRequest,
     context: RequestContext,
     error: MigctlError,
+    redactor: Redactor,
 ) -> None:
+    # The error may quote a driver's or env.py's message, and so a secret.
     details = {**_jsonable(request.__dict__), "code": error.code, "detail": error.detail}
     event = AuditEvent(
         actor=context.actor,
@@ -180,7 +183,7 @@ def _record_refusal(
         request_id=context.request_id,
         client_address=context.client_address,
         user_agent=context.user_agent,
-        details=details,
+        details=redactor.redact_value(details),
     )
     with store.transaction() as connection:
         audit.append(connection, event)

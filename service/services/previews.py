@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
 
 from service.errors import UnknownDatabaseRevisionError
 from service.migrator.plans import resolve_targets
 from service.migrator.preview import Preview, PreviewRequest, Segment, render_preview
 from service.migrator.scripts import RevisionGraph
+from service.secrets import Redactor
 from service.services.cache import SizedLRU
 from service.services.registry import Managed, Registry
 
@@ -69,9 +71,24 @@ def preview_sql(
     key = (graph.signature, name, action, start, request.to, dialect)
     cached = cache.get(key)
     if cached is None:
-        cached = _describe(name, graph, request, render_preview(managed.scripts, graph, request))
+        preview = _redacted(render_preview(managed.scripts, graph, request), managed.redactor)
+        cached = _describe(name, graph, request, preview)
         cache.put(key, cached)
     return cached
+
+
+def _redacted(preview: Preview, redactor: Redactor) -> Preview:
+    """The preview as served: a revision may write an env value into its SQL.
+
+    Redacted once, before caching; each segment apart, so that they still join into the
+    text, whose sha256 (and ETag) is then the served text's, not Alembic's.
+    """
+    segments = tuple(replace(s, sql=redactor.redact(s.sql)) for s in preview.segments)
+    if all(new.sql is old.sql for new, old in zip(segments, preview.segments, strict=True)):
+        return preview
+    sql = "".join(segment.sql for segment in segments)
+    sha256 = hashlib.sha256(sql.encode()).hexdigest()
+    return replace(preview, segments=segments, sql=sql, sha256=sha256)
 
 
 def _start(managed: Managed, graph: RevisionGraph, from_: str) -> tuple[str, ...]:

@@ -9,6 +9,8 @@ from service.errors import DatabaseNotFoundError
 from service.migrator.runners import RunnerKey, RunnerOptions, RunnerPool, runner_environ
 from service.migrator.scripts import ProjectScripts, RevisionGraph
 from service.migrator.state import DatabaseState
+from service.secrets import Redactor
+from service.services.redaction import redactor_for
 from service.settings import ManagedDatabase, Settings
 
 
@@ -19,6 +21,8 @@ class Managed:
     database: ManagedDatabase
     scripts: ProjectScripts
     state: DatabaseState
+    # Its own secrets only: previews and step SQL can be long, and cost grows with secrets.
+    redactor: Redactor
 
     def graph(self) -> RevisionGraph:
         return self.scripts.graph()
@@ -38,6 +42,7 @@ class Registry:
         )
         projects: dict[RunnerKey, ProjectScripts] = {}
         self._managed: dict[str, Managed] = {}
+        self.redactor = redactor_for(settings)  # every secret: for text about any database
         for database in settings.databases:
             key = RunnerKey(database.python, database.alembic_config, database.alembic_section)
             # Databases sharing a project and an interpreter share its runner and its graph.
@@ -48,7 +53,10 @@ class Registry:
                 )
             scripts = projects[key]
             self._managed[database.name] = Managed(
-                database, scripts, DatabaseState(database, scripts)
+                database,
+                scripts,
+                DatabaseState(database, scripts),
+                Redactor(database.secret_values()),
             )
 
     def get(self, name: str) -> Managed:

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import ConfigError
+from service.secrets import TOKEN_PREFIX
 from service.services.access import Principal, Role
+from service.services.redaction import learn_token
 
 logger = logging.getLogger(__name__)
-TOKEN_PREFIX = "migctl_"
 _KEYS = frozenset({"role", "databases", "sha256"})
 
 
@@ -59,6 +60,8 @@ class TokenFile:
         for expected, principal in self._entries:  # compare with all: constant time per entry
             if hmac.compare_digest(digest, expected):
                 found = principal
+        if found is not None:
+            learn_token(token)
         return found
 
     def _reload_if_changed(self) -> None:
