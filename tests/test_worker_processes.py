@@ -158,11 +158,19 @@ def with_slow_revision(ini: Path, seconds: float) -> Path:
     return ini
 
 
+def children_of(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
 def job_process(worker: subprocess.Popen[str]) -> int:
+    """The running job: forked by one of the worker's runners (its grandchild)."""
     for _ in range(200):
-        children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
-        if children:
-            return int(children[0])
+        jobs = [job for runner in children_of(worker.pid) for job in children_of(runner)]
+        if jobs:
+            return jobs[0]
         time.sleep(0.05)
     raise AssertionError("no job process")
 
