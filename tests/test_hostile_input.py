@@ -6,12 +6,15 @@ leaves an `operation.refused` audit event whose details are valid JSON on either
 
 from __future__ import annotations
 
+import json
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from service.api.app import create_app
@@ -19,6 +22,7 @@ from service.secrets import Secret
 from service.services.control import upgrade_control_schema
 from service.store.db import ControlStore
 from tests.conftest import PostgresServer, fresh_control_url, managed, settings_for
+from tests.serving import served_process, wait_for
 from tests.test_revision_specs import stamp
 
 PROBLEM = "application/problem+json"
@@ -125,3 +129,87 @@ def test_a_huge_relative_step_is_refused_at_once_before_alembic_walks_it(
         assert time.monotonic() - started < 1
         assert_problem(response, (422,), {"invalid-relative-step"})
         assert "10000" in response.json["detail"].replace(",", "")
+
+
+def deep(levels: int) -> str:
+    return '{"action": "upgrade", "revision": "heads", "reason": ' + "[" * levels + "]" * levels
+
+
+HOSTILE_BODIES = {
+    "nested 5,000 deep": (deep(5000) + "}", 400, "bad-request"),
+    "a 5,001-digit number": ('{"action": "upgrade", "revision": "heads", "reason": 1' + "0" * 5000
+                             + "}", 400, "bad-request"),
+    "a NUL in the reason": (json.dumps({"action": "upgrade", "revision": "heads",
+                                        "reason": "a\u0000b"}), 422, "validation-failed"),
+    "a lone surrogate": ('{"action": "upgrade", "revision": "heads", "reason": "\\ud800"}', 422,
+                         "validation-failed"),
+    "a NUL in a field name": ('{"action": "upgrade", "revision": "heads", "\\u0000\\udfff": 1}',
+                              422, "validation-failed"),
+    "not JSON at all": ("{'action': 'upgrade'", 400, "bad-request"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_BODIES))
+def test_hostile_bodies_are_4xx_problems_and_every_refusal_is_audited(
+    client_at: Callable[..., FlaskClient], name: str
+) -> None:
+    body, status, code = HOSTILE_BODIES[name]
+    client = client_at()
+    response = client.post(OPERATIONS, data=body, content_type="application/json")
+    assert_problem(response, (status,), {code})
+    (event,) = refusals(client)
+    assert event["database"] == "db" and event["details"]["code"] == code
+
+
+def test_every_audit_row_is_json_whose_code_the_database_itself_can_read(
+    client_at: Callable[..., FlaskClient], control_url: str
+) -> None:
+    client = client_at()
+    for body, _status, _code in HOSTILE_BODIES.values():
+        client.post(OPERATIONS, data=body, content_type="application/json")
+    for reason in ("a\u0000b", "\ud800", "x" * 5000):
+        client.post(OPERATIONS, json={"action": "upgrade", "revision": "nope", "reason": reason})
+    client.post(OPERATIONS, json={"action": "upgrade", "revision": "nope\u0000"})
+    engine = sa.create_engine(control_url)
+    postgresql = engine.dialect.name == "postgresql"
+    code = "details->>'code'" if postgresql else "json_extract(details, '$.code')"
+    with engine.connect() as connection:
+        codes = connection.execute(sa.text(f"SELECT {code} FROM migctl_audit_events")).scalars()
+        assert all(codes.all()) and len(refusals(client)) == len(HOSTILE_BODIES) + 4
+    engine.dispose()
+
+
+def raw_post(url: str, head: str, body: bytes) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head.encode() + b"\r\n" + body)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    with served_process(tmp_path, {}, "--no-worker", "--workers", "1") as url:
+        wait_for(f"{url}/health/live")
+        yield url
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"zzz\r\ngarbage\r\n", b"2\r\n{}XX0\r\n\r\n", b"-5\r\nhello\r\n0\r\n\r\n"],
+    ids=["not a size", "no terminator", "negative size"],
+)
+def test_a_malformed_chunked_body_is_a_400_problem_from_a_real_server(
+    server: str, body: bytes
+) -> None:
+    head = (
+        "POST /api/v1/databases/example/operations HTTP/1.1\r\nHost: migctl\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+    )
+    answer = raw_post(server, head, body)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"400", answer
+    problem = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert problem["code"] == "bad-request"

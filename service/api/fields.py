@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
@@ -10,6 +12,7 @@ from werkzeug.routing import BaseConverter
 DATABASE_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}"
 # Ids, partial ids, head(s), base, branch@..., relative steps: checked before Alembic sees them.
 REVISION_SPEC_PATTERN = r"[A-Za-z0-9_.@+\-]{1,128}"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class DatabaseNameConverter(BaseConverter):
@@ -32,6 +35,18 @@ class RecordedDateTime(ma.fields.DateTime):
 
 def converter_schema(pattern: str) -> Any:
     return lambda _converter: {"type": "string", "pattern": f"^{pattern}$"}
+
+
+def free_text(max_length: int, **kwargs: Any) -> ma.fields.String:
+    """A body field of free text: stored as text, so no NUL and no unpaired surrogate."""
+    validate: list[Callable[[str], Any]] = [ma.validate.Length(max=max_length), _storable_text]
+    return ma.fields.String(validate=validate, **kwargs)
+
+
+def _storable_text(value: str) -> None:
+    # PostgreSQL text cannot hold NUL; UTF-8 cannot hold an unpaired surrogate ("\ud800").
+    if "\x00" in value or _SURROGATE.search(value):
+        raise ma.ValidationError("Must not contain NUL characters or unpaired surrogates.")
 
 
 def revision_spec(**kwargs: Any) -> ma.fields.String:

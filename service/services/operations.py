@@ -21,6 +21,7 @@ from service.errors import (
 )
 from service.lifecycle import Status
 from service.migrator.plans import plan_steps, resolve_targets, step_direction, step_revision
+from service.services import audit as audit_service
 from service.services.access import ANONYMOUS, Permission, Principal, check_policy
 from service.services.context import RequestContext
 from service.services.registry import Managed, Registry
@@ -170,20 +171,7 @@ def _record_refusal(
     error: MigctlError,
 ) -> None:
     details = {**_jsonable(request.__dict__), "code": error.code, "detail": error.detail}
-    event = AuditEvent(
-        actor=context.actor,
-        on_behalf_of=context.on_behalf_of,
-        action="operation.refused",
-        outcome="refused",
-        occurred_at=utcnow(),
-        database=name,
-        request_id=context.request_id,
-        client_address=context.client_address,
-        user_agent=context.user_agent,
-        details=details,
-    )
-    with store.transaction() as connection:
-        audit.append(connection, event)
+    audit_service.record_refusal(store, context, database=name, details=details)
 
 
 def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from flask import url_for
 from flask.views import MethodView
 
 from service.api.context import control_store, current_principal, registry, request_context
-from service.api.fields import revision_spec
+from service.api.fields import free_text, revision_spec
 from service.api.smorest import Blueprint
 from service.lifecycle import Action, Status
 from service.services import operations as service
@@ -27,7 +27,7 @@ class OperationCreateSchema(ma.Schema):
         validate=ma.validate.Length(max=32),
         metadata={"description": "Fail unless the database is at exactly these revisions"},
     )
-    reason = ma.fields.String(validate=ma.validate.Length(max=1000))
+    reason = free_text(1000)
     purge = ma.fields.Boolean(load_default=False, metadata={"description": "stamp only"})
 
     @ma.validates_schema
