@@ -213,3 +213,19 @@ def test_a_malformed_chunked_body_is_a_400_problem_from_a_real_server(
     assert status_line.split()[1] == b"400", answer
     problem = json.loads(rest.partition(b"\r\n\r\n")[2])
     assert problem["code"] == "bad-request"
+
+
+def test_a_body_that_is_not_declared_json_is_a_415_naming_the_expected_type(
+    client_at: Callable[..., FlaskClient],
+) -> None:
+    client = client_at()
+    body = json.dumps({"action": "upgrade", "revision": "heads"})
+    for content_type in (None, "text/plain", "application/x-www-form-urlencoded"):
+        response = client.post(OPERATIONS, data=body, content_type=content_type)
+        assert_problem(response, (415,), {"unsupported-media-type"})
+        assert "application/json" in response.json["detail"]
+    assert len(refusals(client)) == 3
+    queued = client.post(OPERATIONS, data=body, content_type="application/json")
+    assert queued.status_code == 202
+    cancelled = client.post(f"/api/v1/operations/{queued.json['id']}/cancel")  # no body, no type
+    assert cancelled.status_code == 200 and cancelled.json["status"] == "cancelled"

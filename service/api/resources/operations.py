@@ -111,7 +111,7 @@ class DatabaseOperations(MethodView):
     @blp.arguments(OperationCreateSchema)
     @blp.arguments(IdempotencyHeaderSchema, location="headers")
     @blp.response(202, OperationSchema, headers={"Location": {"schema": {"type": "string"}}})
-    @blp.problems(401, 403, 404, 409, 413, 422, 503)
+    @blp.problems(400, 401, 403, 404, 409, 413, 415, 422, 503)
     def post(self, body, headers, db):
         """Queue an upgrade, downgrade or stamp
 
