@@ -215,6 +215,23 @@ def test_a_malformed_chunked_body_is_a_400_problem_from_a_real_server(
     assert problem["code"] == "bad-request"
 
 
+def test_operation_ids_are_ascii_digits_only_in_paths_and_queries(
+    client_at: Callable[..., FlaskClient],
+) -> None:
+    client = client_at()
+    queued = client.post(OPERATIONS, json={"action": "upgrade", "revision": "heads"})
+    assert queued.json["id"] == 1
+    assert client.get("/api/v1/operations/1").status_code == 200
+    for digits in ("\u0661", "\u0967", "\uff11", "\U0001d7cf", "1_0"):  # Arabic-Indic ... 1
+        assert_problem(client.get(f"/api/v1/operations/{digits}"), (404,), {"not-found"})
+        cancel = client.post(f"/api/v1/operations/{digits}/cancel")
+        assert_problem(cancel, (404,), {"not-found"})
+        for key in ("operation_id", "before", "limit"):
+            listed = client.get("/api/v1/audit-events", query_string={key: digits})
+            assert_problem(listed, (422,), {"validation-failed"})
+    assert_problem(client.get("/api/v1/operations/99999999999"), (404,), {"not-found"})
+
+
 def test_a_body_that_is_not_declared_json_is_a_415_naming_the_expected_type(
     client_at: Callable[..., FlaskClient],
 ) -> None:

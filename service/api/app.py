@@ -52,11 +52,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     security.install(app, settings)
     if settings.cors_origins:
         CORS(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}}, **CORS_RULES)
-    for name, (converter, _pattern) in CONVERTERS.items():
+    for name, (converter, _schema) in CONVERTERS.items():
         app.url_map.converters[name] = converter
     api = Api(app)
-    for converter, pattern in CONVERTERS.values():
-        api.register_converter(converter, converter_schema(pattern))
+    for converter, schema in CONVERTERS.values():
+        api.register_converter(converter, converter_schema(schema))
     for resource in (databases, revisions, previews, operations, audit):
         api.register_blueprint(resource.blp, url_prefix="/api/v1")
     api.register_blueprint(health.blp)

@@ -148,7 +148,7 @@ class Operations(MethodView):
         return _page(args, pagination_parameters)
 
 
-@blp.route("/operations/<int(max=2147483647):operation_id>")
+@blp.route("/operations/<id:operation_id>")
 class OperationById(MethodView):
     @blp.arguments(WaitArgsSchema, location="query")
     @blp.response(200, OperationSchema)
@@ -163,7 +163,7 @@ class OperationById(MethodView):
         )
 
 
-@blp.route("/operations/<int(max=2147483647):operation_id>/cancel", methods=["POST"])
+@blp.route("/operations/<id:operation_id>/cancel", methods=["POST"])
 @blp.response(200, OperationSchema)
 @blp.problems(401, 403, 404, 409, 503)
 def cancel(operation_id):
