@@ -338,3 +338,16 @@ def test_a_known_password_and_token_never_appear_in_any_response_or_log_line(
     text = "\n".join(seen) + caplog.text
     assert PASSWORD not in text and token not in text
     assert fresh_control_url  # the control database of this app holds no secret either
+
+
+def test_a_403_says_the_missing_permission_in_words(
+    secured: Callable[..., FlaskClient], tokens: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured()
+    body = {"action": "upgrade", "revision": "heads"}
+    viewer = bearer(tokens[1]["viewer"])
+    response = client.post("/api/v1/databases/staging/operations", json=body, headers=viewer)
+    expected = "Token 'viewer' (viewer) lacks the upgrade permission."
+    assert response.json["detail"] == expected
+    (event,) = events(client.application, tokens[1]["admin"], action="operation.refused")
+    assert event["details"]["detail"] == expected
