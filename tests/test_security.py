@@ -15,6 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service.api.app import create_app
+from service.secrets import Secret
 from service.services.access import Role
 from service.services.tokens import new_token, token_entry
 from tests.conftest import fresh_control_url, managed, settings_for
@@ -338,6 +339,20 @@ def test_a_known_password_and_token_never_appear_in_any_response_or_log_line(
     text = "\n".join(seen) + caplog.text
     assert PASSWORD not in text and token not in text
     assert fresh_control_url  # the control database of this app holds no secret either
+
+
+def test_a_bad_token_while_the_control_database_is_down_is_still_a_401_and_logged(
+    secured: Callable[..., FlaskClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    down = Secret("postgresql+psycopg2://postgres@127.0.0.1:1/migctl")
+    client = secured(control_database_url=down)
+    headers = {**bearer("migctl_guess"), "X-Request-ID": "req-denied-while-down"}
+    with caplog.at_level(logging.WARNING):
+        response = client.get("/api/v1/databases", headers=headers)
+    assert response.status_code == 401 and response.json["code"] == "unauthenticated"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    (record,) = [r for r in caplog.records if "req-denied-while-down" in r.getMessage()]
+    assert record.levelno == logging.WARNING
 
 
 def test_a_403_says_the_missing_permission_in_words(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -10,11 +11,13 @@ from flask.wrappers import Response
 
 from service.api.context import control_store, request_context
 from service.api.problems import domain_problem
-from service.errors import UnauthenticatedError
+from service.errors import MigctlError, UnauthenticatedError
 from service.services import audit as audit_service
 from service.services.access import ANONYMOUS
 from service.services.tokens import TokenFile
 from service.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 TOKENS = "migctl.tokens"
 DENIALS = "migctl.denials"
@@ -67,17 +70,30 @@ def _on_behalf_of() -> str | None:
 
 
 def _unauthenticated(error: UnauthenticatedError) -> Any:
-    audit_service.record_denial(
-        control_store(),
-        current_app.extensions[DENIALS],
-        request_context(),
-        code=error.code,
-        reason=error.detail,
-        target=f"{request.method} {request.path}",
-    )
+    _record_denial(error)
     body, status, headers = domain_problem(error)
     headers["WWW-Authenticate"] = 'Bearer realm="migctl"'
     return body, status, headers
+
+
+def _record_denial(error: MigctlError) -> None:
+    """Best effort: with the control database down, the caller still gets its 401."""
+    try:
+        audit_service.record_denial(
+            control_store(),
+            current_app.extensions[DENIALS],
+            request_context(),
+            code=error.code,
+            reason=error.detail,
+            target=f"{request.method} {request.path}",
+        )
+    except MigctlError as exc:
+        logger.warning(
+            "denied request not audited (request %s): %s",
+            g.get("request_id"),
+            exc.detail,
+            extra={"action": "audit_failed"},
+        )
 
 
 def _protective_headers(response: Response) -> Response:
