@@ -355,6 +355,41 @@ def test_a_bad_token_while_the_control_database_is_down_is_still_a_401_and_logge
     assert record.levelno == logging.WARNING
 
 
+def write_tokens(path: Path, issued: dict[str, str], **changed: tuple[Role, list[str]]) -> None:
+    """The tokens file with the same tokens, some of them given another role or scope."""
+    entries = {name: changed.get(name, TOKENS[name]) for name in issued}
+    path.write_text(
+        "\n".join(token_entry(n, *entries[n], issued[n]) for n in sorted(issued))  # type: ignore[misc]
+    )
+
+
+def test_replaying_an_idempotency_key_checks_the_token_as_it_is_now_and_is_audited(
+    secured: Callable[..., FlaskClient], tokens: tuple[Path, dict[str, str]]
+) -> None:
+    path, issued = tokens
+    client = secured()
+    headers = {**bearer(issued["operator"]), "Idempotency-Key": "deploy-42"}
+    body = {"action": "upgrade", "revision": "heads"}
+    url = "/api/v1/databases/staging/operations"
+    first = client.post(url, json=body, headers=headers)
+    assert first.status_code == 202
+    replayed = client.post(url, json=body, headers=headers)
+    assert replayed.status_code == 202 and replayed.json["id"] == first.json["id"]
+    write_tokens(path, issued, operator=(Role.VIEWER, []))
+    forbidden = client.post(url, json=body, headers=headers)
+    assert forbidden.status_code == 403 and forbidden.json["code"] == "forbidden"
+    write_tokens(path, issued, operator=(Role.OPERATOR, ["prod"]))
+    hidden = client.post(url, json=body, headers=headers)
+    assert hidden.status_code == 404 and hidden.json["code"] == "database-not-found"
+    assert "operation_id" not in hidden.json
+    admin = issued["admin"]
+    requested = events(client.application, admin, action="operation.requested")
+    assert [e["outcome"] for e in requested] == ["replayed", "accepted"]
+    assert requested[0]["operation_id"] == first.json["id"]
+    refused = events(client.application, admin, action="operation.refused")
+    assert [e["details"]["code"] for e in refused] == ["database-not-found", "forbidden"]
+
+
 def test_a_403_says_the_missing_permission_in_words(
     secured: Callable[..., FlaskClient], tokens: tuple[Path, dict[str, str]]
 ) -> None:

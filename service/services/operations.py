@@ -72,13 +72,14 @@ def request_operation(
     """
     fingerprint = request.fingerprint(name)
     try:
+        # A replay is a request like any other: the token as it is now must still allow it.
+        managed = registry.get(name)
+        context.principal.require(Permission(request.action), name)
+        check_policy(managed.database, request.action)
         if idempotency_key:
             replayed = _replay(store, context, idempotency_key, fingerprint)
             if replayed is not None:
                 return replayed
-        managed = registry.get(name)
-        context.principal.require(Permission(request.action), name)
-        check_policy(managed.database, request.action)
         plan = _plan(managed, request)
     except MigctlError as exc:
         _record_refusal(store, name, request, context, exc)
@@ -104,12 +105,17 @@ def request_operation(
 def _replay(
     store: ControlStore, context: RequestContext, key: str, fingerprint: str
 ) -> OperationRecord | None:
+    """The operation this actor queued with `key` (audited as replayed), None if none."""
     with store.transaction() as connection:
         found = ops.find_by_idempotency_key(connection, context.actor, key)
+        if found is not None and found.request_hash == fingerprint:
+            audit.append(connection, _event(found, "operation.requested", "replayed", context))
     if found is not None and found.request_hash != fingerprint:
+        visible = context.principal.sees(found.database)  # else its id is not for this token
         raise IdempotencyKeyReusedError(
-            f"Idempotency-Key {key!r} was used for another request (operation {found.id}).",
-            operation_id=found.id,
+            f"Idempotency-Key {key!r} was used for another request"
+            + (f" (operation {found.id})." if visible else "."),
+            operation_id=found.id if visible else None,
         )
     return found
 
