@@ -217,7 +217,7 @@ def test_a_changed_tokens_file_is_picked_up_without_a_restart_and_a_broken_one_f
     assert client.get("/api/v1/databases", headers=admin).status_code == 401
     assert client.get("/api/v1/databases", headers=bearer(fresh)).status_code == 200
     path.write_text("this is [not toml")
-    assert client.get("/api/v1/databases", headers=bearer(fresh)).status_code == 401
+    assert client.get("/api/v1/databases", headers=bearer(fresh)).status_code == 503
 
 
 def test_token_create_prints_a_token_once_and_an_entry_that_works(
@@ -401,3 +401,21 @@ def test_a_403_says_the_missing_permission_in_words(
     assert response.json["detail"] == expected
     (event,) = events(client.application, tokens[1]["admin"], action="operation.refused")
     assert event["details"]["detail"] == expected
+
+
+def test_an_unreadable_tokens_file_is_a_503_that_says_so_and_is_logged(
+    secured: Callable[..., FlaskClient],
+    tokens: tuple[Path, dict[str, str]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = secured()
+    path, issued = tokens
+    path.write_text("this is [not toml")
+    with caplog.at_level(logging.ERROR):
+        response = client.get("/api/v1/databases", headers=bearer(issued["admin"]))
+    assert response.status_code == 503 and response.json["code"] == "auth-unavailable"
+    assert "tokens file" in response.json["detail"] and str(path) not in response.json["detail"]
+    assert response.headers["Retry-After"]
+    assert str(path) in caplog.text  # the operator reads where in the log
+    write_tokens(path, issued)
+    assert client.get("/api/v1/databases", headers=bearer(issued["admin"])).status_code == 200

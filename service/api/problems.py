@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from service.errors import (
     AmbiguousRevisionError,
+    AuthUnavailableError,
     ControlDatabaseUnavailableError,
     DatabaseNotFoundError,
     DatabaseUnavailableError,
@@ -52,6 +53,7 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     IdempotencyKeyReusedError: (409, "Idempotency key reused"),
     PreconditionFailedError: (409, "Precondition failed"),
     UnauthenticatedError: (401, "Unauthenticated"),
+    AuthUnavailableError: (503, "Authentication unavailable"),
     ForbiddenError: (403, "Forbidden"),
     PolicyRefusedError: (403, "Refused by the database's policy"),
 }

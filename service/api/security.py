@@ -11,7 +11,7 @@ from flask.wrappers import Response
 
 from service.api.context import control_store, request_context
 from service.api.problems import domain_problem
-from service.errors import MigctlError, UnauthenticatedError
+from service.errors import AuthUnavailableError, MigctlError, UnauthenticatedError
 from service.services import audit as audit_service
 from service.services.access import ANONYMOUS
 from service.services.tokens import TokenFile
@@ -41,6 +41,7 @@ def install(app: Flask, settings: Settings) -> None:
     app.before_request(_authenticate)
     app.after_request(_protective_headers)
     app.register_error_handler(UnauthenticatedError, _unauthenticated)
+    app.register_error_handler(AuthUnavailableError, _auth_unavailable)
 
 
 def _authenticate() -> None:
@@ -74,6 +75,11 @@ def _unauthenticated(error: UnauthenticatedError) -> Any:
     body, status, headers = domain_problem(error)
     headers["WWW-Authenticate"] = 'Bearer realm="migctl"'
     return body, status, headers
+
+
+def _auth_unavailable(error: AuthUnavailableError) -> Any:
+    _record_denial(error)
+    return domain_problem(error)
 
 
 def _record_denial(error: MigctlError) -> None:
