@@ -390,6 +390,28 @@ def test_replaying_an_idempotency_key_checks_the_token_as_it_is_now_and_is_audit
     assert [e["details"]["code"] for e in refused] == ["database-not-found", "forbidden"]
 
 
+def test_readiness_details_need_a_token_once_tokens_are_configured(
+    project: Callable[[str], Path], tmp_path: Path, tokens: tuple[Path, dict[str, str]]
+) -> None:
+    databases = (
+        managed("staging", project("linear"), f"sqlite:///{tmp_path / 'staging.db'}"),
+        managed("legacy", project("broken_syntax"), f"sqlite:///{tmp_path / 'legacy.db'}"),
+    )
+    secured_app = create_app(settings_for(*databases, tokens_file=tokens[0]))
+    anonymous = secured_app.test_client().get("/health/ready")
+    assert anonymous.status_code == 200
+    assert anonymous.json == {"status": "degraded", "problems": 1}
+    for token in (tokens[1]["viewer"], "migctl_not-a-real-token"):
+        answer = secured_app.test_client().get("/health/ready", headers=bearer(token))
+        has_checks = "checks" in answer.json
+        assert has_checks is (token == tokens[1]["viewer"])
+    detailed = secured_app.test_client().get("/health/ready", headers=bearer(tokens[1]["viewer"]))
+    broken = [check for check in detailed.json["checks"] if not check["ok"]]
+    assert [check["name"] for check in broken] == ["project:legacy"] and broken[0]["detail"]
+    open_app = create_app(settings_for(*databases))  # no tokens file: loopback quick start
+    assert len(open_app.test_client().get("/health/ready").json["checks"]) == 3
+
+
 def test_a_403_says_the_missing_permission_in_words(
     secured: Callable[..., FlaskClient], tokens: tuple[Path, dict[str, str]]
 ) -> None:

@@ -13,7 +13,7 @@ from service.api.context import control_store, request_context
 from service.api.problems import domain_problem
 from service.errors import AuthUnavailableError, MigctlError, UnauthenticatedError
 from service.services import audit as audit_service
-from service.services.access import ANONYMOUS
+from service.services.access import ANONYMOUS, Principal
 from service.services.tokens import TokenFile
 from service.settings import Settings
 
@@ -55,13 +55,31 @@ def _authenticate() -> None:
     if tokens is None:
         g.principal = ANONYMOUS
         return
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = _bearer_token()
+    if not token:
         raise UnauthenticatedError("This endpoint needs an Authorization: Bearer <token> header.")
-    principal = tokens.verify(token.strip())
+    principal = tokens.verify(token)
     if principal is None:
         raise UnauthenticatedError("The bearer token is not known (revoked or mistyped?).")
     g.principal = principal
+
+
+def optional_principal() -> Principal | None:
+    """Who calls a public endpoint: anonymous without tokens, else the token's principal,
+    or None for no token, an unknown one, or tokens that cannot be checked."""
+    tokens: TokenFile | None = current_app.extensions[TOKENS]
+    if tokens is None:
+        return ANONYMOUS
+    token = _bearer_token()
+    try:
+        return tokens.verify(token) if token else None
+    except AuthUnavailableError:
+        return None
+
+
+def _bearer_token() -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def _on_behalf_of() -> str | None:
