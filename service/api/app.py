@@ -17,6 +17,7 @@ from service.api.context import SERVICES
 from service.api.fields import CONVERTERS, converter_schema
 from service.api.problems import domain_problem
 from service.api.resources import audit, databases, health, operations, previews, revisions
+from service.api.slots import WAITERS, Slots
 from service.api.smorest import Api
 from service.errors import MigctlError
 from service.services.wiring import build_services
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(_api_config())
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep schema field order
     app.extensions[SERVICES] = build_services(settings)
+    app.extensions[WAITERS] = Slots(settings.waiter_limit)
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
     app.register_error_handler(MigctlError, domain_problem)

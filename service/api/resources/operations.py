@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import marshmallow as ma
 from flask import url_for
 from flask.views import MethodView
 
-from service.api.context import control_store, current_principal, registry, request_context
+from service.api.context import (
+    control_store,
+    current_principal,
+    registry,
+    request_context,
+    waiter_slots,
+)
 from service.api.fields import free_text, revision_spec
 from service.api.smorest import Blueprint
 from service.lifecycle import Action, Status
@@ -16,6 +23,13 @@ from service.services import operations as service
 
 blp = Blueprint("Operations", __name__, description="Changes to a database, run by a worker.")
 
+# Seconds before a long poll refused for want of a free slot is worth trying again.
+WAIT_RETRY_AFTER_SECONDS = "2"
+_RETRY_AFTER_HEADER = {
+    "description": "Sent when `wait` was not honoured (too many waiting calls): seconds "
+    "before waiting again",
+    "schema": {"type": "integer", "minimum": 0},
+}
 _KEY = ma.validate.Regexp(r"^[\x21-\x7e]{1,255}$", error="1-255 visible ASCII characters.")
 
 
@@ -151,16 +165,23 @@ class Operations(MethodView):
 @blp.route("/operations/<id:operation_id>")
 class OperationById(MethodView):
     @blp.arguments(WaitArgsSchema, location="query")
-    @blp.response(200, OperationSchema)
+    @blp.response(200, OperationSchema, headers={"Retry-After": _RETRY_AFTER_HEADER})
     @blp.problems(404, 503)
     def get(self, args, operation_id):
         """Get one operation with its steps
 
         With `wait=N` (up to 60), answers as soon as the operation ends or N seconds pass.
+        When too many calls wait already, answers at once, with `Retry-After`.
         """
-        return service.get_operation(
-            control_store(), operation_id, wait=args["wait"], principal=current_principal()
-        )
+        with waiter_slots().take() if args["wait"] else nullcontext(True) as waits:
+            record = service.get_operation(
+                control_store(),
+                operation_id,
+                wait=args["wait"] if waits else 0,
+                principal=current_principal(),
+            )
+        retry = not waits and not record.finished
+        return record, 200, {"Retry-After": WAIT_RETRY_AFTER_SECONDS} if retry else {}
 
 
 @blp.route("/operations/<id:operation_id>/cancel", methods=["POST"])
