@@ -189,9 +189,10 @@ def raw_post(url: str, head: str, body: bytes) -> bytes:
     return answer
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    with served_process(tmp_path, {}, "--no-worker", "--workers", "1") as url:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    cwd = tmp_path_factory.mktemp("served")
+    with served_process(cwd, {}, "--no-worker", "--workers", "1") as url:
         wait_for(f"{url}/health/live")
         yield url
 
