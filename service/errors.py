@@ -195,6 +195,12 @@ class UnauthenticatedError(MigctlError):
     code = "unauthenticated"
 
 
+class AuthUnavailableError(MigctlError):
+    """Tokens cannot be checked (the tokens file no longer parses): every token is refused."""
+
+    code = "auth-unavailable"
+
+
 class ForbiddenError(MigctlError):
     """The token's role does not grant the permission the request needs."""
 

@@ -27,6 +27,7 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_BIND",
         "MIGCTL_WORKERS",
         "MIGCTL_THREADS",
+        "MIGCTL_MAX_WAITERS",
         "MIGCTL_LOG_LEVEL",
         "MIGCTL_PREVIEW_CACHE_MB",
         "MIGCTL_SCRIPT_RESCAN_SECONDS",
@@ -135,6 +136,7 @@ class Settings:
     bind: str = "127.0.0.1:8000"
     workers: int = 2
     threads: int = 4
+    max_waiters: int | None = None  # None: half the threads
     log_level: str = "INFO"
     preview_cache_mb: int = 32
     script_rescan_seconds: float = 2.0
@@ -171,6 +173,7 @@ class Settings:
             bind=env.get("MIGCTL_BIND") or "127.0.0.1:8000",
             workers=_positive_int(env, "MIGCTL_WORKERS", default=max(2, os.cpu_count() or 1)),
             threads=_positive_int(env, "MIGCTL_THREADS", default=4),
+            max_waiters=_count(env, "MIGCTL_MAX_WAITERS"),
             log_level=_log_level(env),
             preview_cache_mb=_positive_int(env, "MIGCTL_PREVIEW_CACHE_MB", default=32),
             script_rescan_seconds=_seconds(env, "MIGCTL_SCRIPT_RESCAN_SECONDS", default=2.0),
@@ -186,6 +189,12 @@ class Settings:
 
     def database(self, name: str) -> ManagedDatabase | None:
         return next((db for db in self.databases if db.name == name), None)
+
+    @property
+    def waiter_limit(self) -> int:
+        """Long polls one process serves at once: a waiter holds a thread, and the others
+        must stay free for probes and quick requests (0 with one thread: none waits)."""
+        return self.threads // 2 if self.max_waiters is None else self.max_waiters
 
     def secret_values(self) -> list[str]:
         """Every secret of every database, and the control database's password."""
@@ -220,6 +229,15 @@ def _positive_int(env: Mapping[str, str], key: str, default: int) -> int:
         return default
     if not raw.isdigit() or int(raw) < 1:
         raise ConfigError(f"{key} must be a positive whole number, not {raw!r}.", key=key)
+    return int(raw)
+
+
+def _count(env: Mapping[str, str], key: str) -> int | None:
+    raw = env.get(key)
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()):
+        raise ConfigError(f"{key} must be a whole number, not {raw!r}.", key=key)
     return int(raw)
 
 

@@ -15,6 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service.api.app import create_app
+from service.secrets import Secret
 from service.services.access import Role
 from service.services.redaction import log_redaction
 from service.services.tokens import new_token, token_entry
@@ -218,7 +219,7 @@ def test_a_changed_tokens_file_is_picked_up_without_a_restart_and_a_broken_one_f
     assert client.get("/api/v1/databases", headers=admin).status_code == 401
     assert client.get("/api/v1/databases", headers=bearer(fresh)).status_code == 200
     path.write_text("this is [not toml")
-    assert client.get("/api/v1/databases", headers=bearer(fresh)).status_code == 401
+    assert client.get("/api/v1/databases", headers=bearer(fresh)).status_code == 503
 
 
 def test_token_create_prints_a_token_once_and_an_entry_that_works(
@@ -349,3 +350,105 @@ def test_a_known_password_and_token_never_appear_in_any_response_or_log_line(
     assert "token migctl_***, its end ***" in caplog.text
     assert leaks(text, PASSWORD, ENCODED, token) == []
     assert fresh_control_url  # the control database of this app holds no secret either
+
+
+def test_a_bad_token_while_the_control_database_is_down_is_still_a_401_and_logged(
+    secured: Callable[..., FlaskClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    down = Secret("postgresql+psycopg2://postgres@127.0.0.1:1/migctl")
+    client = secured(control_database_url=down)
+    headers = {**bearer("migctl_guess"), "X-Request-ID": "req-denied-while-down"}
+    with caplog.at_level(logging.WARNING):
+        response = client.get("/api/v1/databases", headers=headers)
+    assert response.status_code == 401 and response.json["code"] == "unauthenticated"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    (record,) = [r for r in caplog.records if "req-denied-while-down" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+
+
+def write_tokens(path: Path, issued: dict[str, str], **changed: tuple[Role, list[str]]) -> None:
+    """The tokens file with the same tokens, some of them given another role or scope."""
+    entries = {name: changed.get(name, TOKENS[name]) for name in issued}
+    path.write_text(
+        "\n".join(token_entry(n, *entries[n], issued[n]) for n in sorted(issued))  # type: ignore[misc]
+    )
+
+
+def test_replaying_an_idempotency_key_checks_the_token_as_it_is_now_and_is_audited(
+    secured: Callable[..., FlaskClient], tokens: tuple[Path, dict[str, str]]
+) -> None:
+    path, issued = tokens
+    client = secured()
+    headers = {**bearer(issued["operator"]), "Idempotency-Key": "deploy-42"}
+    body = {"action": "upgrade", "revision": "heads"}
+    url = "/api/v1/databases/staging/operations"
+    first = client.post(url, json=body, headers=headers)
+    assert first.status_code == 202
+    replayed = client.post(url, json=body, headers=headers)
+    assert replayed.status_code == 202 and replayed.json["id"] == first.json["id"]
+    write_tokens(path, issued, operator=(Role.VIEWER, []))
+    forbidden = client.post(url, json=body, headers=headers)
+    assert forbidden.status_code == 403 and forbidden.json["code"] == "forbidden"
+    write_tokens(path, issued, operator=(Role.OPERATOR, ["prod"]))
+    hidden = client.post(url, json=body, headers=headers)
+    assert hidden.status_code == 404 and hidden.json["code"] == "database-not-found"
+    assert "operation_id" not in hidden.json
+    admin = issued["admin"]
+    requested = events(client.application, admin, action="operation.requested")
+    assert [e["outcome"] for e in requested] == ["replayed", "accepted"]
+    assert requested[0]["operation_id"] == first.json["id"]
+    refused = events(client.application, admin, action="operation.refused")
+    assert [e["details"]["code"] for e in refused] == ["database-not-found", "forbidden"]
+
+
+def test_readiness_details_need_a_token_once_tokens_are_configured(
+    project: Callable[[str], Path], tmp_path: Path, tokens: tuple[Path, dict[str, str]]
+) -> None:
+    databases = (
+        managed("staging", project("linear"), f"sqlite:///{tmp_path / 'staging.db'}"),
+        managed("legacy", project("broken_syntax"), f"sqlite:///{tmp_path / 'legacy.db'}"),
+    )
+    secured_app = create_app(settings_for(*databases, tokens_file=tokens[0]))
+    anonymous = secured_app.test_client().get("/health/ready")
+    assert anonymous.status_code == 200
+    assert anonymous.json == {"status": "degraded", "problems": 1}
+    for token in (tokens[1]["viewer"], "migctl_not-a-real-token"):
+        answer = secured_app.test_client().get("/health/ready", headers=bearer(token))
+        has_checks = "checks" in answer.json
+        assert has_checks is (token == tokens[1]["viewer"])
+    detailed = secured_app.test_client().get("/health/ready", headers=bearer(tokens[1]["viewer"]))
+    broken = [check for check in detailed.json["checks"] if not check["ok"]]
+    assert [check["name"] for check in broken] == ["project:legacy"] and broken[0]["detail"]
+    open_app = create_app(settings_for(*databases))  # no tokens file: loopback quick start
+    assert len(open_app.test_client().get("/health/ready").json["checks"]) == 3
+
+
+def test_a_403_says_the_missing_permission_in_words(
+    secured: Callable[..., FlaskClient], tokens: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured()
+    body = {"action": "upgrade", "revision": "heads"}
+    viewer = bearer(tokens[1]["viewer"])
+    response = client.post("/api/v1/databases/staging/operations", json=body, headers=viewer)
+    expected = "Token 'viewer' (viewer) lacks the upgrade permission."
+    assert response.json["detail"] == expected
+    (event,) = events(client.application, tokens[1]["admin"], action="operation.refused")
+    assert event["details"]["detail"] == expected
+
+
+def test_an_unreadable_tokens_file_is_a_503_that_says_so_and_is_logged(
+    secured: Callable[..., FlaskClient],
+    tokens: tuple[Path, dict[str, str]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = secured()
+    path, issued = tokens
+    path.write_text("this is [not toml")
+    with caplog.at_level(logging.ERROR):
+        response = client.get("/api/v1/databases", headers=bearer(issued["admin"]))
+    assert response.status_code == 503 and response.json["code"] == "auth-unavailable"
+    assert "tokens file" in response.json["detail"] and str(path) not in response.json["detail"]
+    assert response.headers["Retry-After"]
+    assert str(path) in caplog.text  # the operator reads where in the log
+    write_tokens(path, issued)
+    assert client.get("/api/v1/databases", headers=bearer(issued["admin"])).status_code == 200

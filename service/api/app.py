@@ -17,6 +17,7 @@ from service.api.context import SERVICES
 from service.api.fields import CONVERTERS, converter_schema
 from service.api.problems import domain_problem
 from service.api.resources import audit, databases, health, operations, previews, revisions
+from service.api.slots import WAITERS, Slots
 from service.api.smorest import Api
 from service.errors import MigctlError
 from service.services.wiring import build_services
@@ -54,17 +55,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(_api_config())
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep schema field order
     app.extensions[SERVICES] = build_services(settings)
+    app.extensions[WAITERS] = Slots(settings.waiter_limit)
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
     app.register_error_handler(MigctlError, domain_problem)
     security.install(app, settings)
     if settings.cors_origins:
         CORS(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}}, **CORS_RULES)
-    for name, (converter, _pattern) in CONVERTERS.items():
+    for name, (converter, _schema) in CONVERTERS.items():
         app.url_map.converters[name] = converter
     api = Api(app)
-    for converter, pattern in CONVERTERS.values():
-        api.register_converter(converter, converter_schema(pattern))
+    for converter, schema in CONVERTERS.values():
+        api.register_converter(converter, converter_schema(schema))
     for resource in (databases, revisions, previews, operations, audit):
         api.register_blueprint(resource.blp, url_prefix="/api/v1")
     api.register_blueprint(health.blp)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 
+from service.api.slots import WAITERS, Slots
 from service.services.access import ANONYMOUS, Principal
 from service.services.context import RequestContext
 from service.services.control import ControlStore
@@ -31,6 +32,12 @@ def preview_cache() -> PreviewCache:
 def current_principal() -> Principal:
     principal: Principal = g.get("principal") or ANONYMOUS
     return principal
+
+
+def waiter_slots() -> Slots:
+    """Long polls of this process: a bounded share of its threads."""
+    slots: Slots = current_app.extensions[WAITERS]
+    return slots
 
 
 def control_store() -> ControlStore:

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from service.api.context import services
 from service.errors import (
     AmbiguousRevisionError,
+    AuthUnavailableError,
     ControlDatabaseUnavailableError,
     DatabaseNotFoundError,
     DatabaseUnavailableError,
@@ -53,6 +54,7 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     IdempotencyKeyReusedError: (409, "Idempotency key reused"),
     PreconditionFailedError: (409, "Precondition failed"),
     UnauthenticatedError: (401, "Unauthenticated"),
+    AuthUnavailableError: (503, "Authentication unavailable"),
     ForbiddenError: (403, "Forbidden"),
     PolicyRefusedError: (403, "Refused by the database's policy"),
 }

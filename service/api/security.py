@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -10,11 +11,13 @@ from flask.wrappers import Response
 
 from service.api.context import control_store, request_context
 from service.api.problems import domain_problem
-from service.errors import UnauthenticatedError
+from service.errors import AuthUnavailableError, MigctlError, UnauthenticatedError
 from service.services import audit as audit_service
-from service.services.access import ANONYMOUS
+from service.services.access import ANONYMOUS, Principal
 from service.services.tokens import TokenFile
 from service.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 TOKENS = "migctl.tokens"
 DENIALS = "migctl.denials"
@@ -38,6 +41,7 @@ def install(app: Flask, settings: Settings) -> None:
     app.before_request(_authenticate)
     app.after_request(_protective_headers)
     app.register_error_handler(UnauthenticatedError, _unauthenticated)
+    app.register_error_handler(AuthUnavailableError, _auth_unavailable)
 
 
 def _authenticate() -> None:
@@ -51,13 +55,31 @@ def _authenticate() -> None:
     if tokens is None:
         g.principal = ANONYMOUS
         return
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = _bearer_token()
+    if not token:
         raise UnauthenticatedError("This endpoint needs an Authorization: Bearer <token> header.")
-    principal = tokens.verify(token.strip())
+    principal = tokens.verify(token)
     if principal is None:
         raise UnauthenticatedError("The bearer token is not known (revoked or mistyped?).")
     g.principal = principal
+
+
+def optional_principal() -> Principal | None:
+    """Who calls a public endpoint: anonymous without tokens, else the token's principal,
+    or None for no token, an unknown one, or tokens that cannot be checked."""
+    tokens: TokenFile | None = current_app.extensions[TOKENS]
+    if tokens is None:
+        return ANONYMOUS
+    token = _bearer_token()
+    try:
+        return tokens.verify(token) if token else None
+    except AuthUnavailableError:
+        return None
+
+
+def _bearer_token() -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def _on_behalf_of() -> str | None:
@@ -67,17 +89,35 @@ def _on_behalf_of() -> str | None:
 
 
 def _unauthenticated(error: UnauthenticatedError) -> Any:
-    audit_service.record_denial(
-        control_store(),
-        current_app.extensions[DENIALS],
-        request_context(),
-        code=error.code,
-        reason=error.detail,
-        target=f"{request.method} {request.path}",
-    )
+    _record_denial(error)
     body, status, headers = domain_problem(error)
     headers["WWW-Authenticate"] = 'Bearer realm="migctl"'
     return body, status, headers
+
+
+def _auth_unavailable(error: AuthUnavailableError) -> Any:
+    _record_denial(error)
+    return domain_problem(error)
+
+
+def _record_denial(error: MigctlError) -> None:
+    """Best effort: with the control database down, the caller still gets its 401."""
+    try:
+        audit_service.record_denial(
+            control_store(),
+            current_app.extensions[DENIALS],
+            request_context(),
+            code=error.code,
+            reason=error.detail,
+            target=f"{request.method} {request.path}",
+        )
+    except MigctlError as exc:
+        logger.warning(
+            "denied request not audited (request %s): %s",
+            g.get("request_id"),
+            exc.detail,
+            extra={"action": "audit_failed"},
+        )
 
 
 def _protective_headers(response: Response) -> Response:

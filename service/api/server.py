@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from flask import Flask
@@ -59,4 +60,7 @@ def gunicorn_options(settings: Settings, **overrides: Any) -> dict[str, Any]:
 
 def serve(settings: Settings, **overrides: Any) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    _Server(settings, gunicorn_options(settings, **overrides)).run()
+    options = gunicorn_options(settings, **overrides)
+    # The app shares its threads out (long polls): tell it how many gunicorn runs.
+    settings = dataclasses.replace(settings, threads=options["threads"])
+    _Server(settings, options).run()

@@ -12,8 +12,10 @@ from flask_smorest.pagination import PaginationMetadataSchema
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
 
+from service.api.bodies import JsonBodyParser
 from service.api.fields import RecordedDateTime
 from service.api.problems import PROBLEM_MEDIA_TYPE, RETRY_AFTER_SECONDS, http_problem
+from service.api.refusals import audit_refused_post
 
 # Headers that every problem of a status carries (problems.problem, security._unauthenticated).
 PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
@@ -74,7 +76,9 @@ class Api(BaseApi):  # type: ignore[misc]
     def handle_http_exception(self, error: HTTPException) -> Any:
         if error.code is not None and error.code < 400:  # 304 Not Modified from ETag checks
             return error.get_response()
-        return http_problem(error)
+        answer = http_problem(error)
+        audit_refused_post(answer[0])
+        return answer
 
     def _register_responses(self) -> None:
         # flask-smorest documents errors as application/json; ours are problem+json.
@@ -100,6 +104,7 @@ class Api(BaseApi):  # type: ignore[misc]
 
 
 class Blueprint(BaseBlueprint):  # type: ignore[misc]
+    ARGUMENTS_PARSER = JsonBodyParser()
     # Large enough for a portal table, small enough to keep every page fast.
     DEFAULT_PAGINATION_PARAMETERS: ClassVar[dict[str, int]] = {
         "page": 1,

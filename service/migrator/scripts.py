@@ -44,6 +44,10 @@ _NOTHING_TO_WATCH: dict[str, Any] = {
     "env_py_path": "",
 }
 _RELATIVE_HINTS = ("Relative revision", "Ambiguous walk", "Walked too far", "Ambiguous upgrade")
+# No graph is this deep; a longer walk can only fail, after Alembic took its time to see it.
+MAX_RELATIVE_STEPS = 10_000
+# What Alembic's resolver raises, besides its own errors, on specs such as '@' or 'head+1'.
+_SPEC_TRIPS = (AssertionError, AttributeError, IndexError, KeyError, TypeError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -260,7 +264,18 @@ def _steps_down_from_current(spec: str) -> bool:
 
 @contextmanager
 def translated(spec: str, heads: Sequence[str]) -> Iterator[None]:
-    """Turn Alembic's revision errors into migctl errors carrying Alembic's reason."""
+    """Turn Alembic's revision errors into migctl errors carrying Alembic's reason.
+
+    A relative step longer than MAX_RELATIVE_STEPS is refused before Alembic walks it.
+    """
+    for part in spec.split(","):
+        match = _relative_destination.match(part)
+        if match and abs(int(match.group(3))) > MAX_RELATIVE_STEPS:
+            raise RelativeStepError(
+                f"{spec!r}: a relative step walks at most {MAX_RELATIVE_STEPS} revisions.",
+                revision=spec,
+                heads=list(heads),
+            )
     try:
         yield
     except MigctlError:
@@ -272,8 +287,11 @@ def translated(spec: str, heads: Sequence[str]) -> Iterator[None]:
         if isinstance(cause, RevisionError):
             raise _revision_error(spec, heads, cause) from exc
         raise RevisionSpecError(f"{spec!r}: {exc}", revision=spec, heads=list(heads)) from exc
-    except (KeyError, ValueError) as exc:
-        raise RevisionSpecError(f"{spec!r} cannot be resolved: {exc}", revision=spec) from exc
+    except _SPEC_TRIPS as exc:  # Alembic asserts on some specs the grammar lets through
+        relative = _relative_destination.match(spec) is not None
+        error = RelativeStepError if relative else RevisionSpecError
+        reason = f": {exc}" if str(exc) and not isinstance(exc, AssertionError) else ""
+        raise error(f"{spec!r} cannot be resolved{reason}.", revision=spec) from exc
 
 
 def _revision_error(spec: str, heads: Sequence[str], exc: RevisionError) -> MigctlError:

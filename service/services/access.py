@@ -48,7 +48,7 @@ class Principal:
             raise DatabaseNotFoundError(database)
         if permission not in GRANTS[self.role]:
             raise ForbiddenError(
-                f"Token {self.name!r} ({self.role}) lacks the {permission!r} permission.",
+                f"Token {self.name!r} ({self.role}) lacks the {permission} permission.",
                 permission=str(permission),
                 role=str(self.role),
             )

@@ -110,3 +110,29 @@ def record_denial(
     )
     with store.transaction() as connection:
         audit.append(connection, event)
+
+
+def record_refusal(
+    store: ControlStore,
+    context: RequestContext,
+    *,
+    database: str | None,
+    details: Mapping[str, object],
+    operation_id: int | None = None,
+) -> None:
+    """Audit a request to change a database that was refused (`operation.refused`)."""
+    event = AuditEvent(
+        actor=context.actor,
+        on_behalf_of=context.on_behalf_of,
+        action="operation.refused",
+        outcome="refused",
+        occurred_at=utcnow(),
+        database=database,
+        operation_id=operation_id,
+        request_id=context.request_id,
+        client_address=context.client_address,
+        user_agent=context.user_agent,
+        details=details,
+    )
+    with store.transaction() as connection:
+        audit.append(connection, event)

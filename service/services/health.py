@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.errors import MigctlError
+from service.services.access import Principal
 from service.services.control import control_schema_behind
 from service.services.registry import Registry
 from service.services.workers import WorkerRecord, known_workers, stale_after
@@ -21,12 +22,25 @@ class Check:
     ok: bool
     code: str | None = None
     detail: str | None = None
+    database: str | None = None  # whose project this checks
 
 
 @dataclass(frozen=True)
 class Readiness:
     status: str
     checks: list[Check]
+
+    @property
+    def problems(self) -> int:
+        return sum(not check.ok for check in self.checks)
+
+
+@dataclass(frozen=True)
+class ReadinessSummary:
+    """What anyone may read: names, paths and hosts in the checks are for token holders."""
+
+    status: str
+    problems: int
 
 
 def readiness(
@@ -52,6 +66,14 @@ def readiness(
     else:
         status = "ready"
     return Readiness(status, [*essential, *checks])
+
+
+def for_caller(readiness: Readiness, principal: Principal | None) -> Readiness | ReadinessSummary:
+    """The checks a token may see (those of its databases); the summary without a token."""
+    if principal is None:
+        return ReadinessSummary(readiness.status, readiness.problems)
+    checks = [c for c in readiness.checks if c.database is None or principal.sees(c.database)]
+    return Readiness(readiness.status, checks)
 
 
 def _control_check(store: ControlStore) -> Check:
@@ -94,5 +116,5 @@ def _project_check(registry: Registry, name: str) -> Check:
     try:
         registry.get(name).graph()
     except MigctlError as exc:
-        return Check(f"project:{name}", False, exc.code, exc.detail)
-    return Check(f"project:{name}", True)
+        return Check(f"project:{name}", False, exc.code, exc.detail, database=name)
+    return Check(f"project:{name}", True, database=name)

@@ -22,6 +22,7 @@ from service.errors import (
 from service.lifecycle import Status
 from service.migrator.plans import plan_steps, resolve_targets, step_direction, step_revision
 from service.secrets import Redactor
+from service.services import audit as audit_service
 from service.services.access import ANONYMOUS, Permission, Principal, check_policy
 from service.services.context import RequestContext
 from service.services.registry import Managed, Registry
@@ -72,13 +73,14 @@ def request_operation(
     """
     fingerprint = request.fingerprint(name)
     try:
+        # A replay is a request like any other: the token as it is now must still allow it.
+        managed = registry.get(name)
+        context.principal.require(Permission(request.action), name)
+        check_policy(managed.database, request.action)
         if idempotency_key:
             replayed = _replay(store, context, idempotency_key, fingerprint)
             if replayed is not None:
                 return replayed
-        managed = registry.get(name)
-        context.principal.require(Permission(request.action), name)
-        check_policy(managed.database, request.action)
         plan = _plan(managed, request)
     except MigctlError as exc:
         _record_refusal(store, name, request, context, exc, registry.redactor)
@@ -104,12 +106,17 @@ def request_operation(
 def _replay(
     store: ControlStore, context: RequestContext, key: str, fingerprint: str
 ) -> OperationRecord | None:
+    """The operation this actor queued with `key` (audited as replayed), None if none."""
     with store.transaction() as connection:
         found = ops.find_by_idempotency_key(connection, context.actor, key)
+        if found is not None and found.request_hash == fingerprint:
+            audit.append(connection, _event(found, "operation.requested", "replayed", context))
     if found is not None and found.request_hash != fingerprint:
+        visible = context.principal.sees(found.database)  # else its id is not for this token
         raise IdempotencyKeyReusedError(
-            f"Idempotency-Key {key!r} was used for another request (operation {found.id}).",
-            operation_id=found.id,
+            f"Idempotency-Key {key!r} was used for another request"
+            + (f" (operation {found.id})." if visible else "."),
+            operation_id=found.id if visible else None,
         )
     return found
 
@@ -173,20 +180,9 @@ def _record_refusal(
 ) -> None:
     # The error may quote a driver's or env.py's message, and so a secret.
     details = {**_jsonable(request.__dict__), "code": error.code, "detail": error.detail}
-    event = AuditEvent(
-        actor=context.actor,
-        on_behalf_of=context.on_behalf_of,
-        action="operation.refused",
-        outcome="refused",
-        occurred_at=utcnow(),
-        database=name,
-        request_id=context.request_id,
-        client_address=context.client_address,
-        user_agent=context.user_agent,
-        details=redactor.redact_value(details),
+    audit_service.record_refusal(
+        store, context, database=name, details=redactor.redact_value(details)
     )
-    with store.transaction() as connection:
-        audit.append(connection, event)
 
 
 def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:

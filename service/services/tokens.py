@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from service.errors import ConfigError
+from service.errors import AuthUnavailableError, ConfigError
 from service.secrets import TOKEN_PREFIX
 from service.services.access import Principal, Role
 from service.services.redaction import learn_token
@@ -47,14 +47,22 @@ class TokenFile:
         self._lock = threading.Lock()
         self._stat: tuple[int, int, int] | None = None
         self._entries: list[tuple[str, Principal]] = []
+        self._unreadable = False
         self.load()  # a bad file stops migctl at start
 
     def load(self) -> None:
         entries = _parse(self.path)
-        self._entries, self._stat = entries, _stat(self.path)
+        self._entries, self._stat, self._unreadable = entries, _stat(self.path), False
 
     def verify(self, token: str) -> Principal | None:
+        """The token's principal, None for an unknown token; AuthUnavailableError while the
+        file does not parse (every token is refused, and the caller is told why)."""
         self._reload_if_changed()
+        if self._unreadable:
+            raise AuthUnavailableError(
+                "The server's tokens file cannot be read, so no token can be checked; "
+                "its operator must fix it (the server log says what is wrong)."
+            )
         digest = token_hash(token)
         found = None
         for expected, principal in self._entries:  # compare with all: constant time per entry
@@ -75,7 +83,7 @@ class TokenFile:
                 self.load()
                 logger.info("tokens file reloaded: %d tokens", len(self._entries))
             except ConfigError as exc:
-                self._entries, self._stat = [], stat
+                self._entries, self._stat, self._unreadable = [], stat, True
                 logger.error("tokens file refused, every token is rejected: %s", exc.detail)
 
 

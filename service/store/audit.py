@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +12,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from service.store.tables import audit_events
+
+# Details echo what callers sent (refused bodies, field names): bound what one event keeps.
+MAX_TEXT = 2000
+MAX_ITEMS = 50
+MAX_DEPTH = 6
+_LARGEST_INT = 2**63
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -33,8 +42,36 @@ class AuditEvent:
 def append(connection: sa.Connection, event: AuditEvent) -> None:
     values = {name: getattr(event, name) for name in AuditEvent.__dataclass_fields__}
     values.pop("id")
-    values["details"] = dict(event.details)
+    values = {k: storable_text(v) if isinstance(v, str) else v for k, v in values.items()}
+    values["details"] = storable(dict(event.details))
     connection.execute(audit_events.insert().values(**values))
+
+
+def storable(value: Any, depth: int = 0) -> Any:
+    """`value` as JSON every backend stores and reads back: PostgreSQL refuses NUL and lone
+    surrogates in text and json, and NaN in json; sizes and depth are bounded."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -_LARGEST_INT < value < _LARGEST_INT else f"<{value.bit_length()}-bit int>"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if depth >= MAX_DEPTH:
+        return "..."
+    if isinstance(value, Mapping):
+        items = list(value.items())[:MAX_ITEMS]
+        return {storable_text(str(k))[:200]: storable(v, depth + 1) for k, v in items}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [storable(item, depth + 1) for item in list(value)[:MAX_ITEMS]]
+    return storable_text(str(value))
+
+
+def storable_text(text: str) -> str:
+    """Without NUL, with lone surrogates replaced (U+FFFD), at most MAX_TEXT characters."""
+    text = text[:MAX_TEXT].replace("\x00", "")
+    return _SURROGATES.sub("\ufffd", text)
 
 
 def query(

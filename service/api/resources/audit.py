@@ -10,6 +10,7 @@ from flask import request
 from flask.views import MethodView
 
 from service.api.context import control_store, current_principal
+from service.api.fields import MAX_ID, AsciiInteger
 from service.api.smorest import Blueprint
 from service.services import audit as service
 
@@ -35,14 +36,14 @@ class AuditQueryArgsSchema(ma.Schema):
     database = ma.fields.String(validate=ma.validate.Length(max=63))
     actor = ma.fields.String(validate=ma.validate.Length(max=255))
     action = ma.fields.String(validate=ma.validate.Length(max=64))
-    operation_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**31 - 1))
+    operation_id = AsciiInteger(validate=ma.validate.Range(min=1, max=MAX_ID))
     since = ma.fields.AwareDateTime(metadata={"description": "Events at or after (ISO 8601)"})
     until = ma.fields.AwareDateTime(metadata={"description": "Events before (ISO 8601)"})
-    before = ma.fields.Integer(
-        validate=ma.validate.Range(min=1, max=2**31 - 1),
+    before = AsciiInteger(
+        validate=ma.validate.Range(min=1, max=MAX_ID),
         metadata={"description": "Events with a smaller id: the cursor of the next page"},
     )
-    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
+    limit = AsciiInteger(load_default=50, validate=ma.validate.Range(min=1, max=200))
 
 
 @blp.route("/audit-events")

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import marshmallow as ma
 from flask import url_for
 from flask.views import MethodView
 
-from service.api.context import control_store, current_principal, registry, request_context
-from service.api.fields import revision_spec
+from service.api.context import (
+    control_store,
+    current_principal,
+    registry,
+    request_context,
+    waiter_slots,
+)
+from service.api.fields import free_text, revision_spec
 from service.api.smorest import Blueprint
 from service.lifecycle import Action, Status
 from service.services import operations as service
 
 blp = Blueprint("Operations", __name__, description="Changes to a database, run by a worker.")
 
+# Seconds before a long poll refused for want of a free slot is worth trying again.
+WAIT_RETRY_AFTER_SECONDS = "2"
+_RETRY_AFTER_HEADER = {
+    "description": "Sent when `wait` was not honoured (too many waiting calls): seconds "
+    "before waiting again",
+    "schema": {"type": "integer", "minimum": 0},
+}
 _KEY = ma.validate.Regexp(r"^[\x21-\x7e]{1,255}$", error="1-255 visible ASCII characters.")
 
 
@@ -27,7 +41,7 @@ class OperationCreateSchema(ma.Schema):
         validate=ma.validate.Length(max=32),
         metadata={"description": "Fail unless the database is at exactly these revisions"},
     )
-    reason = ma.fields.String(validate=ma.validate.Length(max=1000))
+    reason = free_text(1000)
     purge = ma.fields.Boolean(load_default=False, metadata={"description": "stamp only"})
 
     @ma.validates_schema
@@ -111,7 +125,7 @@ class DatabaseOperations(MethodView):
     @blp.arguments(OperationCreateSchema)
     @blp.arguments(IdempotencyHeaderSchema, location="headers")
     @blp.response(202, OperationSchema, headers={"Location": {"schema": {"type": "string"}}})
-    @blp.problems(401, 403, 404, 409, 413, 422, 503)
+    @blp.problems(400, 401, 403, 404, 409, 413, 415, 422, 503)
     def post(self, body, headers, db):
         """Queue an upgrade, downgrade or stamp
 
@@ -148,22 +162,29 @@ class Operations(MethodView):
         return _page(args, pagination_parameters)
 
 
-@blp.route("/operations/<int(max=2147483647):operation_id>")
+@blp.route("/operations/<id:operation_id>")
 class OperationById(MethodView):
     @blp.arguments(WaitArgsSchema, location="query")
-    @blp.response(200, OperationSchema)
+    @blp.response(200, OperationSchema, headers={"Retry-After": _RETRY_AFTER_HEADER})
     @blp.problems(404, 503)
     def get(self, args, operation_id):
         """Get one operation with its steps
 
         With `wait=N` (up to 60), answers as soon as the operation ends or N seconds pass.
+        When too many calls wait already, answers at once, with `Retry-After`.
         """
-        return service.get_operation(
-            control_store(), operation_id, wait=args["wait"], principal=current_principal()
-        )
+        with waiter_slots().take() if args["wait"] else nullcontext(True) as waits:
+            record = service.get_operation(
+                control_store(),
+                operation_id,
+                wait=args["wait"] if waits else 0,
+                principal=current_principal(),
+            )
+        retry = not waits and not record.finished
+        return record, 200, {"Retry-After": WAIT_RETRY_AFTER_SECONDS} if retry else {}
 
 
-@blp.route("/operations/<int(max=2147483647):operation_id>/cancel", methods=["POST"])
+@blp.route("/operations/<id:operation_id>/cancel", methods=["POST"])
 @blp.response(200, OperationSchema)
 @blp.problems(401, 403, 404, 409, 503)
 def cancel(operation_id):
