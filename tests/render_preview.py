@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from tests.conftest import client_for, managed
+from tests.helpers import client_for, managed
 
 
 def main() -> None:

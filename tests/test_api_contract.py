@@ -13,7 +13,7 @@ from service.api.app import create_app
 from service.api.problems import PROBLEMS
 from service.cli import render_openapi
 from service.errors import MigctlError
-from tests.conftest import settings_for
+from tests.helpers import settings_for
 
 SPEC = Path(__file__).parent.parent / "openapi" / "openapi.json"
 

@@ -16,7 +16,7 @@ from service.settings import Settings
 from service.store import operations as ops
 from service.store.db import ControlStore, utcnow
 from service.store.tables import audit_events
-from tests.conftest import PostgresServer, fresh_control_url
+from tests.helpers import PostgresServer, fresh_control_url
 
 LEASE = dt.timedelta(seconds=30)
 
