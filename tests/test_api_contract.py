@@ -33,11 +33,38 @@ def test_error_responses_are_documented_as_problem_json() -> None:
         assert list(responses[name]["content"]) == ["application/problem+json"], name
 
 
-@pytest.mark.parametrize("error_class", list(PROBLEMS))
+# What clients were promised, written out here rather than read from the table under test.
+STATUSES = {
+    "database-not-found": 404,
+    "revision-not-found": 404,
+    "operation-not-found": 404,
+    "ambiguous-revision": 422,
+    "invalid-relative-step": 422,
+    "revision-unresolvable": 422,
+    "offline-unsupported": 422,
+    "multiple-heads": 409,
+    "unknown-database-revision": 409,
+    "operation-not-cancellable": 409,
+    "idempotency-key-reused": 409,
+    "precondition-failed": 409,
+    "project-unavailable": 503,
+    "database-unavailable": 503,
+    "control-database-unavailable": 503,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "policy-refused": 403,
+}
+
+
+def test_every_mapped_error_has_a_promised_status_here() -> None:
+    assert sorted(cls.code for cls in PROBLEMS) == sorted(STATUSES)
+
+
+@pytest.mark.parametrize("error_class", list(PROBLEMS), ids=lambda cls: cls.code)
 def test_every_mapped_error_becomes_a_problem_with_its_status_and_code(
     app: Flask, error_class: type[MigctlError]
 ) -> None:
-    status, title = PROBLEMS[error_class]
+    status, title = STATUSES[error_class.code], PROBLEMS[error_class][1]
     error = MigctlError.__new__(error_class)
     MigctlError.__init__(error, "what happened", revision="abc")
 
