@@ -22,7 +22,8 @@ def utcnow() -> dt.datetime:
 
 
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:
-    """An engine whose transactions are real ones on SQLite too (see notes §3.3)."""
+    """An engine whose transactions are real ones on SQLite too (docs/alembic-in-a-service.md,
+    "SQLite transactions are real only if migctl issues BEGIN")."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         connect_args = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {}
