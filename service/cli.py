@@ -11,10 +11,14 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from service.errors import ConfigError, MigctlError
+from service.secrets import mask_url
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.services.control import SchemaChange
 
 DEFAULT_SPEC_PATH = Path("openapi/openapi.json")
 EXIT_CONFIG = 2
@@ -152,8 +156,8 @@ def _token_create(args: argparse.Namespace) -> int:
 def _control_db_upgrade(_args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     _configure_logging(settings.log_level)
-    _upgrade_control_schema(settings)
-    print(f"control database is up to date ({settings.control_database_url})")
+    change = _upgrade_control_schema(settings)
+    print(f"{change} ({mask_url(settings.control_database_url.reveal())})")
     return 0
 
 
@@ -162,13 +166,13 @@ def _prepare_control_database(settings: Settings) -> None:
         _upgrade_control_schema(settings)
 
 
-def _upgrade_control_schema(settings: Settings) -> None:
+def _upgrade_control_schema(settings: Settings) -> SchemaChange:
     from service.services.control import upgrade_control_schema
     from service.services.wiring import build_services
 
     services = build_services(settings)
     try:
-        upgrade_control_schema(services.store)
+        return upgrade_control_schema(services.store)
     finally:
         services.close()
 

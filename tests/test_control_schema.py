@@ -1,18 +1,29 @@
-"""The control schema: its migrations build exactly the tables the code declares."""
+"""The control schema: its migrations build exactly the tables the code declares, and
+applying them says what happened."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from service.services.control import upgrade_control_schema
 from service.store.db import ControlStore
 from service.store.tables import metadata
+from tests.helpers import ALEMBIC, MIGCTL
+
+ROOT = Path(__file__).parent.parent
+HEAD = ScriptDirectory.from_config(Config(ROOT / "alembic.ini")).get_current_head()
 
 
 def migrated(url: str) -> ControlStore:
@@ -65,3 +76,46 @@ def assert_same_partial_indexes(table: sa.Table, reflected: list[Any], dialect: 
         twin = found[index.name]
         assert bool(twin["unique"]) == index.unique, index.name
         assert normalized(twin["dialect_options"][f"{dialect}_where"]) == normalized(where)
+
+
+def run_upgrade(url: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MIGCTL_")}
+    return subprocess.run(
+        [MIGCTL, "control-db", "upgrade"],
+        env={**clean, "MIGCTL_CONTROL_DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_control_db_upgrade_says_whether_it_created_upgraded_or_found_the_schema_current(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'control.db'}"
+    created = run_upgrade(url)
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.startswith(f"control schema created at {HEAD} (sqlite:///")
+    assert run_upgrade(url).stdout.startswith(f"control schema already up to date at {HEAD} ")
+
+    older = f"sqlite:///{tmp_path / 'older.db'}"
+    subprocess.run(
+        [ALEMBIC, "-c", str(ROOT / "alembic.ini"), "upgrade", "0001"],
+        env={**os.environ, "MIGCTL_CONTROL_DATABASE_URL": older},
+        check=True,
+        capture_output=True,
+    )
+    upgraded = run_upgrade(older)
+    assert upgraded.stdout.startswith(f"control schema upgraded from 0001 to {HEAD} ")
+
+
+@pytest.mark.postgresql
+def test_control_db_upgrade_shows_a_postgresql_url_with_its_password_masked(
+    postgres_server: Any,
+) -> None:
+    url = postgres_server.create_database()
+    with_password = url.replace("postgres@", "postgres:pw-5521@", 1)  # trust auth ignores it
+    result = run_upgrade(with_password)
+    assert result.returncode == 0, result.stderr
+    assert f"control schema created at {HEAD}" in result.stdout
+    assert "postgres:***@" in result.stdout and "pw-5521" not in result.stdout + result.stderr
