@@ -149,3 +149,9 @@ def test_the_docs_page_loads_every_asset_from_the_service_itself(app: Flask) -> 
 def test_lists_are_paginated_with_flask_smorest_headers(app: Flask) -> None:
     response = app.test_client().get("/api/v1/databases?page_size=5")
     assert json.loads(response.headers["X-Pagination"])["total"] == 0
+
+
+def test_the_spec_says_when_the_docs_need_a_token_in_either_configuration() -> None:
+    description = json.loads(SPEC.read_text())["info"]["description"]
+    assert "need none while MIGCTL_DOCS_PUBLIC=true (the default)" in description
+    assert "and a token when it is false" in description
