@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from service.services.control import SchemaChange
 
 DEFAULT_SPEC_PATH = Path("openapi/openapi.json")
+DEFAULT_README_PATH = Path("README.md")
 EXIT_CONFIG = 2
 
 
@@ -68,6 +69,25 @@ def _parser() -> argparse.ArgumentParser:
     write = openapi_commands.add_parser("write", help="write the spec as JSON")
     write.add_argument("path", nargs="?", type=Path, default=DEFAULT_SPEC_PATH)
     write.set_defaults(run=_openapi_write)
+    docs = commands.add_parser("docs", help="generated documentation")
+    docs_commands = docs.add_subparsers(required=True, metavar="ACTION")
+    write = docs_commands.add_parser(
+        "write", help="write the OpenAPI spec and the README's error tables"
+    )
+    write.add_argument(
+        "--spec",
+        type=Path,
+        default=DEFAULT_SPEC_PATH,
+        help=f"the spec (default {DEFAULT_SPEC_PATH})",
+    )
+    write.add_argument(
+        "--readme",
+        type=Path,
+        default=DEFAULT_README_PATH,
+        help=f"the README, between its errors:start and errors:end markers "
+        f"(default {DEFAULT_README_PATH})",
+    )
+    write.set_defaults(run=_docs_write)
     return parser
 
 
@@ -204,6 +224,16 @@ def _openapi_write(args: argparse.Namespace) -> int:
     args.path.parent.mkdir(parents=True, exist_ok=True)
     args.path.write_text(render_openapi(), encoding="utf-8")
     print(f"wrote {args.path}")
+    return 0
+
+
+def _docs_write(args: argparse.Namespace) -> int:
+    from service.api import error_table
+
+    _openapi_write(argparse.Namespace(path=args.spec))
+    readme = args.readme.read_text(encoding="utf-8")
+    args.readme.write_text(error_table.rewrite(readme), encoding="utf-8")
+    print(f"wrote the error tables in {args.readme}")
     return 0
 
 

@@ -24,7 +24,7 @@ def app() -> Flask:
 
 
 def test_the_committed_openapi_spec_is_what_the_app_serves() -> None:
-    assert SPEC.read_text() == render_openapi(), "run: migctl openapi write"
+    assert SPEC.read_text() == render_openapi(), "run: migctl docs write"
 
 
 def test_error_responses_are_documented_as_problem_json() -> None:
