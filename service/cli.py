@@ -1,4 +1,6 @@
-"""`migctl`: serve, check-config and openapi write."""
+"""migctl: Alembic migrations of many databases behind a REST API.
+
+Run `migctl COMMAND --help` for the options of each command."""
 
 from __future__ import annotations
 
@@ -6,13 +8,14 @@ import argparse
 import json
 import logging
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from service import __version__
+from service.cli_tokens import add_token_commands
 from service.errors import ConfigError, MigctlError
 from service.secrets import mask_url
 from service.settings import Settings
@@ -38,8 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="migctl", description=__doc__)
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    parser = argparse.ArgumentParser(prog="migctl", description=__doc__, formatter_class=_Help)
+    parser.add_argument("--version", action="version", version=f"migctl {__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", title="commands")
     serve = commands.add_parser("serve", help="run the HTTP API under gunicorn")
     serve.add_argument("--bind", help="HOST:PORT (default MIGCTL_BIND or 127.0.0.1:8000)")
     serve.add_argument("--workers", type=int, help="processes (default MIGCTL_WORKERS)")
@@ -50,27 +54,43 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
     worker = commands.add_parser("worker", help="run queued operations")
     worker.set_defaults(run=_worker)
-    token = commands.add_parser("token", help="API tokens")
-    token_commands = token.add_subparsers(required=True, metavar="ACTION")
-    create = token_commands.add_parser("create", help="make a token; prints it once")
-    create.add_argument("--name", required=True, help="who uses it: ci-deploy, chat-bot ...")
-    create.add_argument("--role", required=True, choices=["viewer", "operator", "admin"])
-    create.add_argument("--database", action="append", default=[], help="limit to (repeat)")
-    create.set_defaults(run=_token_create)
-    control_db = commands.add_parser("control-db", help="migctl's own database")
-    control_db_commands = control_db.add_subparsers(required=True, metavar="ACTION")
+    add_token_commands(commands)
+    control_db = commands.add_parser("control-db", help="migctl's own database: upgrade")
+    control_db_commands = control_db.add_subparsers(
+        required=True, metavar="ACTION", title="actions"
+    )
     upgrade = control_db_commands.add_parser("upgrade", help="apply the control schema")
     upgrade.set_defaults(run=_control_db_upgrade)
     check = commands.add_parser("check-config", help="validate the configuration and projects")
     check.add_argument("--connect", action="store_true", help="also read each database's state")
     check.set_defaults(run=_check_config)
-    openapi = commands.add_parser("openapi", help="the OpenAPI description")
-    openapi_commands = openapi.add_subparsers(required=True, metavar="ACTION")
+    _add_generated_files(commands)
+    return parser
+
+
+class _Help(argparse.HelpFormatter):
+    """Room for the longest command name, so that each command fits on one line."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+        # argparse measures sub-commands without their extra indent: check-config would wrap.
+        self._action_max_length = 20
+
+
+def _add_generated_files(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    openapi = commands.add_parser("openapi", help="the OpenAPI description: write")
+    openapi_commands = openapi.add_subparsers(required=True, metavar="ACTION", title="actions")
     write = openapi_commands.add_parser("write", help="write the spec as JSON")
-    write.add_argument("path", nargs="?", type=Path, default=DEFAULT_SPEC_PATH)
+    write.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_SPEC_PATH,
+        help=f"(default {DEFAULT_SPEC_PATH})",
+    )
     write.set_defaults(run=_openapi_write)
-    docs = commands.add_parser("docs", help="generated documentation")
-    docs_commands = docs.add_subparsers(required=True, metavar="ACTION")
+    docs = commands.add_parser("docs", help="generated documentation: write")
+    docs_commands = docs.add_subparsers(required=True, metavar="ACTION", title="actions")
     write = docs_commands.add_parser(
         "write", help="write the OpenAPI spec and the README's error tables"
     )
@@ -88,7 +108,6 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_README_PATH})",
     )
     write.set_defaults(run=_docs_write)
-    return parser
 
 
 def _fix_hash_seed(argv: list[str]) -> None:
@@ -157,19 +176,6 @@ def _worker(_args: argparse.Namespace) -> int:
     _configure_logging(settings.log_level)
     _prepare_control_database(settings)
     run_worker(settings)
-    return 0
-
-
-def _token_create(args: argparse.Namespace) -> int:
-    from service.services.access import Role
-    from service.services.tokens import new_token, token_entry
-
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", args.name):
-        raise ConfigError("--name is 1-63 letters, digits, '.', '_' or '-'.")
-    token = new_token()
-    print(f"token (shown once; give it to {args.name}, store it as a secret):\n\n  {token}\n")
-    print("add to the file named by MIGCTL_TOKENS_FILE (picked up without a restart):\n")
-    print(token_entry(args.name, Role(args.role), args.database, token))
     return 0
 
 

@@ -161,6 +161,12 @@ def normalized(path: str | Path) -> Path:
     return Path(os.path.normpath(Path(path).absolute()))
 
 
+def tokens_file_from_env(environ: Mapping[str, str] | None = None) -> Path | None:
+    """MIGCTL_TOKENS_FILE alone, for `migctl token` (which needs no other setting)."""
+    value = (os.environ if environ is None else environ).get("MIGCTL_TOKENS_FILE")
+    return normalized(value) if value else None
+
+
 def _reject_unknown_variables(env: Mapping[str, str]) -> None:
     unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in KNOWN_VARIABLES)
     if unknown:
