@@ -144,7 +144,8 @@ def _domain_row(cls: type[MigctlError], status: int, title: str, where: str = ""
 
 def _http_row(status: int, code: str) -> Row:
     phrase = http.HTTPStatus(status)
-    when, advice = _HTTP_NOTES.get(code, (phrase.description, ""))
+    fallback = "fix the request" if status < 500 else "retry later"  # a code added to HTTP_CODES
+    when, advice = _HTTP_NOTES.get(code, (phrase.description.rstrip(".").lower(), fallback))
     exception = default_exceptions.get(status)
     title = exception().name if exception is not None else phrase.phrase
     return Row(code=code, title=title, when=when, advice=advice, status=status)
