@@ -1,4 +1,6 @@
-"""`migctl`: serve, check-config and openapi write."""
+"""migctl: Alembic migrations of many databases behind a REST API.
+
+Run `migctl COMMAND --help` for the options of each command."""
 
 from __future__ import annotations
 
@@ -7,17 +9,23 @@ import dataclasses
 import functools
 import json
 import logging
-import re
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
+from service import __version__
+from service.cli_tokens import add_token_commands
 from service.errors import ConfigError, MigctlError
+from service.secrets import mask_url
 from service.settings import Settings
 
+if TYPE_CHECKING:
+    from service.services.control import SchemaChange
+
 DEFAULT_SPEC_PATH = Path("openapi/openapi.json")
+DEFAULT_README_PATH = Path("README.md")
 EXIT_CONFIG = 2
 
 
@@ -32,8 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="migctl", description=__doc__)
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    parser = argparse.ArgumentParser(prog="migctl", description=__doc__, formatter_class=_Help)
+    parser.add_argument("--version", action="version", version=f"migctl {__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", title="commands")
     serve = commands.add_parser("serve", help="run the HTTP API under gunicorn")
     serve.add_argument("--bind", help="HOST:PORT (default MIGCTL_BIND or 127.0.0.1:8000)")
     serve.add_argument("--workers", type=int, help="processes (default MIGCTL_WORKERS)")
@@ -49,26 +58,60 @@ def _parser() -> argparse.ArgumentParser:
         help="run it in a child process, restarted whenever it exits (how serve runs it)",
     )
     worker.set_defaults(run=_worker)
-    token = commands.add_parser("token", help="API tokens")
-    token_commands = token.add_subparsers(required=True, metavar="ACTION")
-    create = token_commands.add_parser("create", help="make a token; prints it once")
-    create.add_argument("--name", required=True, help="who uses it: ci-deploy, chat-bot ...")
-    create.add_argument("--role", required=True, choices=["viewer", "operator", "admin"])
-    create.add_argument("--database", action="append", default=[], help="limit to (repeat)")
-    create.set_defaults(run=_token_create)
-    control_db = commands.add_parser("control-db", help="migctl's own database")
-    control_db_commands = control_db.add_subparsers(required=True, metavar="ACTION")
+    add_token_commands(commands)
+    control_db = commands.add_parser("control-db", help="migctl's own database: upgrade")
+    control_db_commands = control_db.add_subparsers(
+        required=True, metavar="ACTION", title="actions"
+    )
     upgrade = control_db_commands.add_parser("upgrade", help="apply the control schema")
     upgrade.set_defaults(run=_control_db_upgrade)
     check = commands.add_parser("check-config", help="validate the configuration and projects")
     check.add_argument("--connect", action="store_true", help="also read each database's state")
     check.set_defaults(run=_check_config)
-    openapi = commands.add_parser("openapi", help="the OpenAPI description")
-    openapi_commands = openapi.add_subparsers(required=True, metavar="ACTION")
-    write = openapi_commands.add_parser("write", help="write the spec as JSON")
-    write.add_argument("path", nargs="?", type=Path, default=DEFAULT_SPEC_PATH)
-    write.set_defaults(run=_openapi_write)
+    _add_generated_files(commands)
     return parser
+
+
+class _Help(argparse.HelpFormatter):
+    """Room for the longest command name, so that each command fits on one line."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+        # argparse measures sub-commands without their extra indent: check-config would wrap.
+        self._action_max_length = 20
+
+
+def _add_generated_files(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    openapi = commands.add_parser("openapi", help="the OpenAPI description: write")
+    openapi_commands = openapi.add_subparsers(required=True, metavar="ACTION", title="actions")
+    write = openapi_commands.add_parser("write", help="write the spec as JSON")
+    write.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_SPEC_PATH,
+        help=f"(default {DEFAULT_SPEC_PATH})",
+    )
+    write.set_defaults(run=_openapi_write)
+    docs = commands.add_parser("docs", help="generated documentation: write")
+    docs_commands = docs.add_subparsers(required=True, metavar="ACTION", title="actions")
+    write = docs_commands.add_parser(
+        "write", help="write the OpenAPI spec and the README's error tables"
+    )
+    write.add_argument(
+        "--spec",
+        type=Path,
+        default=DEFAULT_SPEC_PATH,
+        help=f"the spec (default {DEFAULT_SPEC_PATH})",
+    )
+    write.add_argument(
+        "--readme",
+        type=Path,
+        default=DEFAULT_README_PATH,
+        help=f"the README, between its errors:start and errors:end markers "
+        f"(default {DEFAULT_README_PATH})",
+    )
+    write.set_defaults(run=_docs_write)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -127,24 +170,11 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _token_create(args: argparse.Namespace) -> int:
-    from service.services.access import Role
-    from service.services.tokens import new_token, token_entry
-
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", args.name):
-        raise ConfigError("--name is 1-63 letters, digits, '.', '_' or '-'.")
-    token = new_token()
-    print(f"token (shown once; give it to {args.name}, store it as a secret):\n\n  {token}\n")
-    print("add to the file named by MIGCTL_TOKENS_FILE (picked up without a restart):\n")
-    print(token_entry(args.name, Role(args.role), args.database, token))
-    return 0
-
-
 def _control_db_upgrade(_args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     _configure_logging(settings)
-    _upgrade_control_schema(settings)
-    print(f"control database is up to date ({settings.control_database_url})")
+    change = _upgrade_control_schema(settings)
+    print(f"{change} ({mask_url(settings.control_database_url.reveal())})")
     return 0
 
 
@@ -164,13 +194,13 @@ def _prepare_control_database(settings: Settings, wait: bool = False) -> None:
     until_done(upgrade, UNAVAILABLE, threading.Event(), outage, Backoff(first=0.5, cap=15.0))
 
 
-def _upgrade_control_schema(settings: Settings) -> None:
+def _upgrade_control_schema(settings: Settings) -> SchemaChange:
     from service.services.control import upgrade_control_schema
     from service.services.wiring import build_services
 
     services = build_services(settings)
     try:
-        upgrade_control_schema(services.store)
+        return upgrade_control_schema(services.store)
     finally:
         services.close()
 
@@ -208,6 +238,16 @@ def _openapi_write(args: argparse.Namespace) -> int:
     args.path.parent.mkdir(parents=True, exist_ok=True)
     args.path.write_text(render_openapi(), encoding="utf-8")
     print(f"wrote {args.path}")
+    return 0
+
+
+def _docs_write(args: argparse.Namespace) -> int:
+    from service.api import error_table
+
+    _openapi_write(argparse.Namespace(path=args.spec))
+    readme = args.readme.read_text(encoding="utf-8")
+    args.readme.write_text(error_table.rewrite(readme), encoding="utf-8")
+    print(f"wrote the error tables in {args.readme}")
     return 0
 
 

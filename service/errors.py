@@ -23,6 +23,10 @@ class MigctlError(Exception):
     """Base of every migctl error; `code` is the slug clients branch on."""
 
     code: ClassVar[str] = "error"
+    # What a client (a deployment pipeline, say) should do about it: the README's error table.
+    advice: ClassVar[str] = ""
+    # The context members a problem of this class carries beside the standard ones.
+    members: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, detail: str, **context: Any) -> None:
         super().__init__(detail)
@@ -34,12 +38,15 @@ class ConfigError(MigctlError):
     """The configuration names a file, database or key that cannot work."""
 
     code = "config-invalid"
+    advice = "fix the file, database or key it names; `migctl check-config` checks"
 
 
 class DatabaseNotFoundError(MigctlError):
     """No managed database has this name."""
 
     code = "database-not-found"
+    advice = "fix the request (a scoped token sees only its databases)"
+    members = ("database",)
 
     def __init__(self, name: str) -> None:
         super().__init__(f"No managed database is named {name!r}.", database=name)
@@ -49,30 +56,40 @@ class RevisionNotFoundError(MigctlError):
     """No revision or branch label matches the given identifier."""
 
     code = "revision-not-found"
+    advice = "fix the revision id or branch label"
+    members = ("revision",)
 
 
 class RevisionSpecError(MigctlError):
     """A revision spec is well formed but cannot be resolved against this graph."""
 
     code = "revision-unresolvable"
+    advice = "fix the spec"
+    members: ClassVar[tuple[str, ...]] = ("revision", "heads")
 
 
 class AmbiguousRevisionError(RevisionSpecError):
     """A partial revision id matches more than one revision."""
 
     code = "ambiguous-revision"
+    advice = "give more characters of the id"
+    members = ("revision",)
 
 
 class RelativeStepError(RevisionSpecError):
     """A relative step (`+2`, `head-1`, `-1`) cannot be walked from where it starts."""
 
     code = "invalid-relative-step"
+    advice = "fix the spec (`branch@-1` when there are several heads)"
+    members = ("revision", "heads")
 
 
 class MultipleHeadsError(MigctlError):
     """One revision was needed but the spec resolves to several heads."""
 
     code = "multiple-heads"
+    advice = "name a branch (`branch@head`) or a revision"
+    members = ("heads",)
 
     def __init__(self, detail: str, heads: Sequence[str]) -> None:
         super().__init__(detail, heads=list(heads))
@@ -82,6 +99,8 @@ class UnknownDatabaseRevisionError(MigctlError):
     """The database's version table records revisions the scripts do not contain."""
 
     code = "unknown-database-revision"
+    advice = "deploy the newer scripts; stop"
+    members = ("revisions",)
 
     def __init__(self, database: str, revisions: Sequence[str]) -> None:
         names = ", ".join(revisions)
@@ -96,6 +115,8 @@ class OfflineUnsupportedError(MigctlError):
     """Some revisions of a preview range cannot be rendered as SQL without a live database."""
 
     code = "offline-unsupported"
+    advice = "guard those revisions with `context.is_offline_mode()`"
+    members = ("unsupported",)
 
     def __init__(self, unsupported: Sequence[Mapping[str, str]]) -> None:
         names = ", ".join(item["revision"] for item in unsupported)
@@ -110,18 +131,22 @@ class ProjectUnavailableError(MigctlError):
     """The database's Alembic project cannot be loaded; `path` names the file at fault."""
 
     code = "project-unavailable"
+    advice = "fix the file; migctl picks it up without a restart"
+    members = ("path", "line")
 
 
 class DatabaseUnavailableError(MigctlError):
     """The managed database cannot be reached, or its version table cannot be read."""
 
     code = "database-unavailable"
+    advice = "retry after `Retry-After`"
 
 
 class ControlDatabaseUnavailableError(MigctlError):
     """migctl's own database (operations, audit) cannot be reached, or its schema is behind."""
 
     code = "control-database-unavailable"
+    advice = "retry after `Retry-After`"
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"The control database is unavailable: {reason}")
@@ -131,6 +156,8 @@ class OperationNotFoundError(MigctlError):
     """No operation has this id."""
 
     code = "operation-not-found"
+    advice = "fix the request"
+    members = ("operation_id",)
 
     def __init__(self, operation_id: int) -> None:
         super().__init__(f"No operation has id {operation_id}.", operation_id=operation_id)
@@ -140,18 +167,24 @@ class OperationConflictError(MigctlError):
     """The operation is not in a state that allows the change (e.g. cancel once running)."""
 
     code = "operation-not-cancellable"
+    advice = "wait for it instead"
+    members = ("operation_id", "operation_status")
 
 
 class IdempotencyKeyReusedError(MigctlError):
     """The Idempotency-Key was already used for a request with another body or database."""
 
     code = "idempotency-key-reused"
+    advice = "use a new key per request"
+    members = ("operation_id",)
 
 
 class PreconditionFailedError(MigctlError):
     """The database's current revisions are not the `expected_current` the request named."""
 
     code = "precondition-failed"
+    advice = "someone else migrated: stop and look"
+    members = ("expected_current", "current")
 
     def __init__(self, expected: Sequence[str], actual: Sequence[str]) -> None:
         super().__init__(
@@ -166,12 +199,15 @@ class DatabaseLockedError(MigctlError):
     """Another migration (another migctl, or one holding our lock) runs on this database."""
 
     code = "database-locked"
+    advice = "another tool migrates this database: wait, then queue again"
 
 
 class MigrationFailedError(MigctlError):
     """A revision raised while it ran; `revision` and `sql` say where and what ran."""
 
     code = "migration-failed"
+    advice = "fix the revision; `heads_after` says where the database is"
+    members = ("revision", "sql")
 
     def __init__(
         self, revision: str, error: BaseException, sql: str, secrets: Sequence[str] = ()
@@ -187,36 +223,44 @@ class JobStartError(MigctlError):
     """The job process hung or died before it began migrating (nothing was changed)."""
 
     code = "job-start-failed"
+    advice = "nothing changed: fix what hangs in env.py, then queue again"
 
 
 class UnauthenticatedError(MigctlError):
     """No bearer token, or a token migctl does not know."""
 
     code = "unauthenticated"
+    advice = "send `Authorization: Bearer <token>` with a token of the tokens file"
 
 
 class AuthUnavailableError(MigctlError):
     """Tokens cannot be checked (the tokens file no longer parses): every token is refused."""
 
     code = "auth-unavailable"
+    advice = "tell migctl's operator (the log names the file); retry after `Retry-After`"
 
 
 class ForbiddenError(MigctlError):
     """The token's role does not grant the permission the request needs."""
 
     code = "forbidden"
+    advice = "use a token whose role has the permission"
+    members = ("permission", "role")
 
 
 class PolicyRefusedError(MigctlError):
     """The database's policy forbids this action (allow_downgrade / allow_stamp)."""
 
     code = "policy-refused"
+    advice = "change the database's policy, or do not do it there"
+    members = ("database",)
 
 
 class TransactionPoolerError(MigctlError):
     """The migration connection goes through a transaction pooler: a session lock would leak."""
 
     code = "transaction-pooler"
+    advice = 'give the database a direct `migration_url`, or set `lock = "table"`'
 
 
 def _by_code() -> dict[str, type[MigctlError]]:

@@ -67,7 +67,7 @@ def reason(error: BaseException) -> str:
 
 
 def until_done(
-    action: Callable[[], None],
+    action: Callable[[], object],
     retry_on: tuple[type[BaseException], ...],
     stopping: threading.Event,
     outage: Outage,

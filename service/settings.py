@@ -164,7 +164,7 @@ class Settings:
         """Read every MIGCTL_* variable; raise ConfigError naming the variable, file or key."""
         env = dict(os.environ if environ is None else environ)
         _reject_unknown_variables(env)
-        data_dir = Path(env.get("MIGCTL_DATA_DIR") or "var").absolute()
+        data_dir = normalized(env.get("MIGCTL_DATA_DIR") or "var")
         databases, source = _load_databases(env, data_dir)
         return cls(
             databases=databases,
@@ -211,6 +211,21 @@ def _runner_environ(
         for key, value in env.items()
         if not key.startswith(ENV_PREFIX) and key not in hidden
     }
+
+
+def normalized(path: str | Path) -> Path:
+    """`path` made absolute, without `.` and `..` parts, as migctl shows and uses it.
+
+    Not resolved: a symlink stays a symlink (its name may be the one that is deployed), and
+    only `name/..` pairs are dropped, as `os.path.normpath` does.
+    """
+    return Path(os.path.normpath(Path(path).absolute()))
+
+
+def tokens_file_from_env(environ: Mapping[str, str] | None = None) -> Path | None:
+    """MIGCTL_TOKENS_FILE alone, for `migctl token` (which needs no other setting)."""
+    value = (os.environ if environ is None else environ).get("MIGCTL_TOKENS_FILE")
+    return normalized(value) if value else None
 
 
 def _reject_unknown_variables(env: Mapping[str, str]) -> None:
@@ -280,7 +295,7 @@ def _access(env: Mapping[str, str]) -> dict[str, Any]:
     tokens = env.get("MIGCTL_TOKENS_FILE")
     origins = [o.strip() for o in (env.get("MIGCTL_CORS_ORIGINS") or "").split(",") if o.strip()]
     return {
-        "tokens_file": Path(tokens).absolute() if tokens else None,
+        "tokens_file": normalized(tokens) if tokens else None,
         "auth_disabled": auth == "disabled",
         "docs_public": _flag(env, "MIGCTL_DOCS_PUBLIC", default=True),
         "max_body_bytes": _positive_int(env, "MIGCTL_MAX_BODY_BYTES", default=65536),
@@ -314,7 +329,7 @@ def _load_databases(
             "a databases file describes every database itself."
         )
     if file_name:
-        path = Path(file_name).absolute()
+        path = normalized(file_name)
         return _databases_from_file(path, env), f"file {path}"
     if url:
         return (_database_from_variables(url, env),), "environment"
@@ -332,7 +347,7 @@ def _database_from_variables(url: str, env: Mapping[str, str]) -> ManagedDatabas
     return ManagedDatabase(
         name=DEFAULT_DATABASE_NAME,
         url=Secret(url),
-        alembic_config=_checked_ini(Path(ini).absolute(), section, where),
+        alembic_config=_checked_ini(normalized(ini), section, where),
         alembic_section=section,
         environment=env.get("MIGCTL_ENVIRONMENT") or "",
     )
@@ -399,7 +414,7 @@ def _database_from_table(
     return ManagedDatabase(
         name=name,
         url=Secret(url),
-        alembic_config=_checked_ini((path.parent / ini_value).absolute(), section, where),
+        alembic_config=_checked_ini(normalized(path.parent / ini_value), section, where),
         alembic_section=section,
         environment=environment,
         description=_string(table, "description", where),

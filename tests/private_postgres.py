@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.test_serve import free_port
+from tests.helpers import free_port
 
 BIN_FOLDERS = ("/usr/lib/postgresql/15/bin", "/usr/local/bin", "/usr/bin")
 

@@ -13,7 +13,7 @@ from service.api.app import create_app
 from service.api.problems import PROBLEMS
 from service.cli import render_openapi
 from service.errors import MigctlError
-from tests.conftest import settings_for
+from tests.helpers import settings_for
 
 SPEC = Path(__file__).parent.parent / "openapi" / "openapi.json"
 
@@ -24,7 +24,7 @@ def app() -> Flask:
 
 
 def test_the_committed_openapi_spec_is_what_the_app_serves() -> None:
-    assert SPEC.read_text() == render_openapi(), "run: migctl openapi write"
+    assert SPEC.read_text() == render_openapi(), "run: migctl docs write"
 
 
 def test_error_responses_are_documented_as_problem_json() -> None:
@@ -33,11 +33,39 @@ def test_error_responses_are_documented_as_problem_json() -> None:
         assert list(responses[name]["content"]) == ["application/problem+json"], name
 
 
-@pytest.mark.parametrize("error_class", list(PROBLEMS))
+# What clients were promised, written out here rather than read from the table under test.
+STATUSES = {
+    "database-not-found": 404,
+    "revision-not-found": 404,
+    "operation-not-found": 404,
+    "ambiguous-revision": 422,
+    "invalid-relative-step": 422,
+    "revision-unresolvable": 422,
+    "offline-unsupported": 422,
+    "multiple-heads": 409,
+    "unknown-database-revision": 409,
+    "operation-not-cancellable": 409,
+    "idempotency-key-reused": 409,
+    "precondition-failed": 409,
+    "project-unavailable": 503,
+    "database-unavailable": 503,
+    "control-database-unavailable": 503,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "policy-refused": 403,
+    "auth-unavailable": 503,
+}
+
+
+def test_every_mapped_error_has_a_promised_status_here() -> None:
+    assert sorted(cls.code for cls in PROBLEMS) == sorted(STATUSES)
+
+
+@pytest.mark.parametrize("error_class", list(PROBLEMS), ids=lambda cls: cls.code)
 def test_every_mapped_error_becomes_a_problem_with_its_status_and_code(
     app: Flask, error_class: type[MigctlError]
 ) -> None:
-    status, title = PROBLEMS[error_class]
+    status, title = STATUSES[error_class.code], PROBLEMS[error_class][1]
     error = MigctlError.__new__(error_class)
     MigctlError.__init__(error, "what happened", revision="abc")
 
@@ -122,3 +150,9 @@ def test_the_docs_page_loads_every_asset_from_the_service_itself(app: Flask) -> 
 def test_lists_are_paginated_with_flask_smorest_headers(app: Flask) -> None:
     response = app.test_client().get("/api/v1/databases?page_size=5")
     assert json.loads(response.headers["X-Pagination"])["total"] == 0
+
+
+def test_the_spec_says_when_the_docs_need_a_token_in_either_configuration() -> None:
+    description = json.loads(SPEC.read_text())["info"]["description"]
+    assert "need none while MIGCTL_DOCS_PUBLIC=true (the default)" in description
+    assert "and a token when it is false" in description

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import client_for, managed
+from tests.helpers import client_for, managed
 
 
 def broken_and_linear(

@@ -21,8 +21,7 @@ from service.store import operations as ops
 from service.store import workers as store_workers
 from service.store.db import ControlStore, utcnow
 from service.store.tables import audit_events
-from tests.conftest import PostgresServer, fresh_control_url
-from tests.test_serve import MIGCTL
+from tests.helpers import MIGCTL, PostgresServer, fresh_control_url
 
 LEASE = dt.timedelta(seconds=30)
 

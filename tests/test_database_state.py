@@ -10,18 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import alembic, client_for, managed
-from tests.test_revision_specs import stamp
+from tests.helpers import alembic, client_for, managed, stamp, table_names
 
 READS = ("/status", "/current", "/pending", "/revisions", "/heads", "/branches")
-
-
-def table_names(url: str, schema: str | None = None) -> list[str]:
-    engine = sa.create_engine(url)
-    try:
-        return sa.inspect(engine).get_table_names(schema=schema)
-    finally:
-        engine.dispose()
 
 
 def test_reads_never_create_a_version_table(

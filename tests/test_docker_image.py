@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_serve import free_port
+from tests.helpers import free_port
 
 ROOT = Path(__file__).parent.parent
 DOCKERFILE = ROOT / "Dockerfile"

@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_play
 
 from service.services.access import Role
 from service.services.tokens import new_token, token_entry
-from tests.test_serve import serve, wait_for
+from tests.helpers import serve, wait_for
 
 SPEC = Path(__file__).parent.parent / "openapi" / "openapi.json"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import alembic, client_for, managed
+from tests.helpers import alembic, client_for, managed
 
 
 def test_the_example_upgrades_to_heads_and_downgrades_to_base_with_the_alembic_cli(

@@ -23,7 +23,7 @@ from schemathesis.checks import not_a_server_error
 from service.api.app import create_app
 from service.services.access import Role
 from service.services.tokens import new_token, token_entry
-from tests.conftest import EXAMPLE, alembic, managed, settings_for
+from tests.helpers import EXAMPLE, alembic, managed, settings_for
 
 SPEC = Path(__file__).parent.parent / "openapi" / "openapi.json"
 DATABASE = "example"

@@ -21,7 +21,7 @@ from service.api.app import create_app
 from service.secrets import Secret
 from service.services.control import upgrade_control_schema
 from service.store.db import ControlStore
-from tests.conftest import PostgresServer, fresh_control_url, managed, settings_for
+from tests.helpers import PostgresServer, fresh_control_url, managed, settings_for
 from tests.serving import served_process, wait_for
 from tests.test_revision_specs import stamp
 

@@ -16,7 +16,7 @@ from service.lifecycle import (
 from service.store import operations as ops
 from service.store.db import ControlStore
 from service.store.tables import operations
-from tests.conftest import fresh_control_url
+from tests.helpers import fresh_control_url
 
 
 def test_the_legal_moves_are_exactly_the_documented_ones() -> None:

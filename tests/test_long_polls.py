@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 
 from service.api.app import create_app
 from service.settings import Settings
-from tests.conftest import managed, settings_for
+from tests.helpers import managed, settings_for
 from tests.serving import served_process, wait_for
 
 WAIT = 8

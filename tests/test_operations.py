@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from service.api.context import SERVICES
 from service.services import execution
 from service.worker.loop import Worker
-from tests.conftest import alembic, client_for, first_token_lines, managed
+from tests.helpers import alembic, client_for, first_token_lines, managed
 
 WORKER = "test-worker"
 

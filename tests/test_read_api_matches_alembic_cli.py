@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import alembic, managed
+from tests.helpers import alembic, client_for, managed
 
 PROJECTS = [
     "linear",
@@ -70,8 +70,6 @@ def assert_matches_cli(client: FlaskClient, ini: Path, url: str) -> None:
 def test_every_read_endpoint_agrees_with_the_cli_before_during_and_after_an_upgrade(
     name: str, project: Callable[[str], Path], database_url: str
 ) -> None:
-    from tests.conftest import client_for
-
     ini = project(name)
     client = client_for(managed("db", ini, database_url))
     assert_matches_cli(client, ini, database_url)
@@ -89,8 +87,6 @@ def test_every_read_endpoint_agrees_with_the_cli_before_during_and_after_an_upgr
 def test_applied_marks_exactly_the_revisions_the_database_has(
     project: Callable[[str], Path], database_url: str
 ) -> None:
-    from tests.conftest import client_for
-
     ini = project("branched")
     client = client_for(managed("db", ini, database_url))
     ids = [r["revision"] for r in reversed(all_revisions(client))]  # oldest first

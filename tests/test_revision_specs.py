@@ -7,27 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask.testing import FlaskClient
 
-from tests.conftest import client_for, managed
+from tests.helpers import client_for, managed, stamp
 
 PROBLEM = "application/problem+json"
-
-
-def stamp(url: str, *revisions: str) -> None:
-    """Record `revisions` in alembic_version, as `alembic stamp` would, without running them."""
-    engine = sa.create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(
-            sa.text(
-                "CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) PRIMARY KEY)"
-            )
-        )
-        connection.execute(sa.text("DELETE FROM alembic_version"))
-        for revision in revisions:
-            connection.execute(sa.text("INSERT INTO alembic_version VALUES (:r)"), {"r": revision})
-    engine.dispose()
 
 
 @pytest.fixture

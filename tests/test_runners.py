@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 
 from service.api.app import create_app
 from service.settings import ManagedDatabase
-from tests.conftest import managed, settings_for
+from tests.helpers import managed, settings_for
 
 
 def client_with(*databases: ManagedDatabase, timeout: float = 30) -> FlaskClient:

@@ -33,10 +33,9 @@ from service.services.access import Role
 from service.services.redaction import log_redaction
 from service.services.tokens import new_token, token_entry
 from service.settings import ManagedDatabase
-from tests.conftest import PostgresServer, client_for, managed
+from tests.helpers import PostgresServer, client_for, free_port, managed, wait_for
 from tests.leaks import leaks
 from tests.test_operations import run_next
-from tests.test_serve import free_port, wait_for
 
 MIGCTL = str(Path(sys.executable).with_name("migctl"))
 

@@ -3,38 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import alembic
-
-MIGCTL = str(Path(sys.executable).with_name("migctl"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(url: str, timeout: float = 30) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return int(response.status)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+from tests.helpers import MIGCTL, alembic, serve, wait_for
 
 
 @pytest.fixture
@@ -53,24 +29,6 @@ def serve_with(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], str]]:
     yield start
     for server in started:
         next(server, None)
-
-
-def serve(cwd: Path, environ: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIGCTL_")}
-    env.pop("PYTHONHASHSEED", None)
-    process = subprocess.Popen(
-        [MIGCTL, "serve", "--bind", f"127.0.0.1:{port}"],  # the Dockerfile's CMD, on loopback
-        cwd=cwd,
-        env={**env, **environ},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    yield f"http://127.0.0.1:{port}"
-    process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, output
 
 
 def test_serve_starts_with_no_configuration_and_answers_health_and_status(

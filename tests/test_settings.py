@@ -11,6 +11,7 @@ import pytest
 
 from service.errors import ConfigError
 from service.settings import Settings
+from tests.helpers import client_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LINEAR_INI = FIXTURES / "linear" / "alembic.ini"
@@ -230,3 +231,21 @@ def test_readiness_expects_a_worker_only_when_told_to() -> None:
     assert Settings.from_env({"MIGCTL_EXPECT_WORKER": "true"}).expect_worker is True
     with pytest.raises(ConfigError, match="MIGCTL_EXPECT_WORKER"):
         Settings.from_env({"MIGCTL_EXPECT_WORKER": "sometimes"})
+
+
+def test_paths_are_shown_without_dot_dot_in_the_api_and_in_check_config(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "myapp").symlink_to(FIXTURES / "linear")  # a symlink keeps its own name
+    path = write_databases(
+        tmp_path / "etc",
+        '[databases.app]\nurl = "sqlite://"\nalembic_config = "../etc/../myapp/./alembic.ini"',
+    )
+    dotted = f"{tmp_path}/etc/../etc/databases.toml"
+    shown = str(tmp_path / "myapp" / "alembic.ini")
+    settings = Settings.from_env({"MIGCTL_DATABASES_FILE": dotted, "MIGCTL_TOKENS_FILE": "a/../t"})
+    assert str(settings.databases[0].alembic_config) == shown
+    assert settings.source == f"file {path}" and settings.tokens_file == Path.cwd() / "t"
+    listed = client_for(*settings.databases).get("/api/v1/databases").json
+    assert listed[0]["project"]["alembic_config"] == shown
+    checked = run_check_config({"MIGCTL_DATABASES_FILE": dotted})
+    assert f"({shown})" in checked.stdout and ".." not in checked.stdout, checked.stdout

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from hypothesis import strategies as st
 
 from service.api.fields import REVISION_SPEC_PATTERN
-from tests.conftest import FIXTURES, client_for, managed
+from tests.helpers import FIXTURES, client_for, managed
 from tests.test_revision_specs import stamp
 
 # project: (where its database stands, its revision ids, its branch labels)

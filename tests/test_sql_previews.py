@@ -12,9 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from service.api.app import create_app
-from tests.conftest import alembic, client_for, managed, settings_for
-from tests.test_database_state import table_names
-from tests.test_revision_specs import stamp
+from tests.helpers import alembic, client_for, managed, settings_for, stamp, table_names
 
 DIALECT_URLS = {"postgresql": "postgresql://", "sqlite": "sqlite://"}
 

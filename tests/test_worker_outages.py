@@ -22,8 +22,8 @@ from service.retrying import Backoff
 from service.store.db import ControlStore
 from service.store.notifications import QueueListener
 from service.store.operations import QUEUE_CHANNEL
+from tests.helpers import free_port, wait_for
 from tests.private_postgres import PrivatePostgres
-from tests.test_serve import free_port, wait_for
 from tests.test_worker_processes import (
     MIGCTL,
     Processes,

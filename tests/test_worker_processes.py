@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PostgresServer, alembic, first_token_lines
-from tests.test_serve import free_port, wait_for
+from tests.helpers import PostgresServer, alembic, first_token_lines, free_port, wait_for
 
 MIGCTL = str(Path(sys.executable).with_name("migctl"))
 FAST = {

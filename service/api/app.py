@@ -83,10 +83,14 @@ def _api_config() -> dict[str, object]:
         "OPENAPI_JSON_PATH": "openapi.json",
         "API_SPEC_OPTIONS": {
             "info": {
+                # One spec for every configuration: say what each setting changes.
                 "description": "Inspect and change the schema state of Alembic-managed "
                 "databases. Errors are RFC 9457 problem details with a stable `code`. "
-                "Every endpoint but /health/* needs `Authorization: Bearer <token>` once "
-                "tokens are configured."
+                "With a tokens file (MIGCTL_TOKENS_FILE), every /api/v1 endpoint needs "
+                "`Authorization: Bearer <token>`; without one, migctl serves every caller "
+                "as an admin, on loopback only unless MIGCTL_AUTH=disabled. /health/* never "
+                "needs a token. This description (/openapi.json) and /docs need none while "
+                "MIGCTL_DOCS_PUBLIC=true (the default), and a token when it is false."
             },
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearer": []}],

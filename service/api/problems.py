@@ -12,12 +12,16 @@ from service.api.context import services
 from service.errors import (
     AmbiguousRevisionError,
     AuthUnavailableError,
+    ConfigError,
     ControlDatabaseUnavailableError,
+    DatabaseLockedError,
     DatabaseNotFoundError,
     DatabaseUnavailableError,
     ForbiddenError,
     IdempotencyKeyReusedError,
+    JobStartError,
     MigctlError,
+    MigrationFailedError,
     MultipleHeadsError,
     OfflineUnsupportedError,
     OperationConflictError,
@@ -28,9 +32,11 @@ from service.errors import (
     RelativeStepError,
     RevisionNotFoundError,
     RevisionSpecError,
+    TransactionPoolerError,
     UnauthenticatedError,
     UnknownDatabaseRevisionError,
 )
+from service.lifecycle import Status
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:migctl:problem:"
@@ -73,7 +79,29 @@ HTTP_CODES = {
     500: "internal-error",
 }
 
+# Errors that never become an HTTP answer: their title, and where a client sees their code.
+IN_OPERATION = "a failed operation's `error`"
+AT_START = "`migctl`'s message at start and `check-config` (exit 2)"
+OUTSIDE_HTTP: dict[type[MigctlError], tuple[str, str]] = {
+    ConfigError: ("Configuration invalid", AT_START),
+    DatabaseLockedError: ("Database locked by another migration", IN_OPERATION),
+    MigrationFailedError: ("Migration failed", IN_OPERATION),
+    JobStartError: ("Job did not start", IN_OPERATION),
+    TransactionPoolerError: ("Migration connection through a transaction pooler", IN_OPERATION),
+}
+
 logger = logging.getLogger(__name__)
+
+
+def problem_codes() -> list[str]:
+    """Every `code` a problem answer can carry, sorted."""
+    return sorted({cls.code for cls in PROBLEMS} | set(HTTP_CODES.values()))
+
+
+def operation_error_codes() -> list[str]:
+    """The codes an operation's `error` can carry besides the problem codes."""
+    codes = {cls.code for cls, (_, where) in OUTSIDE_HTTP.items() if where == IN_OPERATION}
+    return sorted(codes | {str(Status.INTERRUPTED)})  # the reaper's, not an exception's
 
 
 def problem(

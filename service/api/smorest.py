@@ -6,6 +6,7 @@ import http
 from typing import Any, ClassVar
 
 import marshmallow as ma
+from apispec import BasePlugin
 from flask_smorest import Api as BaseApi
 from flask_smorest import Blueprint as BaseBlueprint
 from flask_smorest.pagination import PaginationMetadataSchema
@@ -14,7 +15,12 @@ from werkzeug.exceptions import HTTPException
 
 from service.api.bodies import JsonBodyParser
 from service.api.fields import RecordedDateTime
-from service.api.problems import PROBLEM_MEDIA_TYPE, RETRY_AFTER_SECONDS, http_problem
+from service.api.problems import (
+    PROBLEM_MEDIA_TYPE,
+    RETRY_AFTER_SECONDS,
+    http_problem,
+    problem_codes,
+)
 from service.api.refusals import audit_refused_post
 
 # Headers that every problem of a status carries (problems.problem, security._unauthenticated).
@@ -42,7 +48,14 @@ class ProblemSchema(ma.Schema):
     status = ma.fields.Integer(metadata={"description": "HTTP status code"})
     detail = ma.fields.String(metadata={"description": "What happened, for a human"})
     instance = ma.fields.String(metadata={"description": "The request path"})
-    code = ma.fields.String(metadata={"description": "Stable machine-readable problem code"})
+    code = ma.fields.String(
+        metadata={
+            # Not an enum: a client generated from this spec must not reject a code added later.
+            "description": "Stable machine-readable problem code, one of "
+            + ", ".join(f"`{code}`" for code in problem_codes())
+            + ". Branch on the codes you know; treat any other by its `status`."
+        }
+    )
     request_id = ma.fields.String(metadata={"description": "Correlates with server logs"})
     errors = ma.fields.Dict(metadata={"description": "Validation messages by location, field"})
     heads = ma.fields.List(ma.fields.String(), metadata={"description": "Heads involved"})
@@ -65,11 +78,37 @@ class ProblemSchema(ma.Schema):
     role = ma.fields.String(metadata={"description": "The token's role"})
 
 
+class CommonProblems(BasePlugin):
+    """Documents the problems that any operation of a kind can answer, so no view forgets:
+    401 where a token is needed, 404 where a path parameter may name nothing (or be
+    malformed), 413 and 422 where a body is read."""
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **_: Any
+    ) -> None:
+        for operation in (operations or {}).values():
+            statuses = []
+            if operation.get("security") != []:
+                statuses.append(401)
+            if "{" in (path or ""):
+                statuses.append(404)
+            if "requestBody" in operation:
+                statuses += [413, 422]
+            responses = operation.setdefault("responses", {})
+            for status in statuses:
+                if status not in responses and str(status) not in responses:
+                    responses[status] = http.HTTPStatus(status).name
+
+
 class Api(BaseApi):  # type: ignore[misc]
     ERROR_SCHEMA = ProblemSchema
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        spec_kwargs = kwargs.pop("spec_kwargs", None) or {}
+        extra_plugins = [*spec_kwargs.pop("extra_plugins", ()), CommonProblems()]
+        super().__init__(
+            *args, spec_kwargs={**spec_kwargs, "extra_plugins": extra_plugins}, **kwargs
+        )
         # Not RFC 3339's date-time: the offset is there only if one was recorded.
         self.register_field(RecordedDateTime, "string", None)
 

@@ -32,13 +32,23 @@ def _config(connection: Connection) -> Config:
     return config
 
 
-def upgrade(connection: Connection) -> None:
-    """Apply every control-schema revision on `connection` (the caller holds the lock).
+def upgrade(connection: Connection) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Apply every control-schema revision on `connection` (the caller holds the lock);
+    return the heads before and after.
 
-    `command.upgrade` runs once per process start, never per request (notes §7.1).
+    `command.upgrade` reloads every revision file and grows sys.path on each call: fine once
+    per process start, never per request (docs/alembic-in-a-service.md, "Scripts are cached").
     """
+    before = current_heads(connection)
     with alembic_environment({}):
         command.upgrade(_config(connection), "head")
+    return before, current_heads(connection)
+
+
+def current_heads(connection: Connection) -> tuple[str, ...]:
+    """The control schema's revisions recorded in `connection`'s database; () if none."""
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return tuple(sorted(context.get_current_heads()))
 
 
 @functools.cache
@@ -51,6 +61,4 @@ def _installed_heads() -> frozenset[str]:
 
 def is_behind(connection: Connection) -> bool:
     """True while the control database lacks a revision of the installed schema."""
-    heads = _installed_heads()
-    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-    return set(context.get_current_heads()) != heads
+    return set(current_heads(connection)) != _installed_heads()

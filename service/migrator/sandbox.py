@@ -1,5 +1,4 @@
-"""The process-wide Alembic lock, and undoing what an env.py does to the process (migctl's own
-control schema runs through Alembic in this process; projects run in their runners)."""
+"""The Alembic lock and sandbox for migctl's own control schema (projects run in runners)."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 # alembic.context and alembic.op are module-global proxies: two threads inside
-# EnvironmentContext at once corrupt each other's output (notes §2.3, §7.5).
+# EnvironmentContext at once corrupt each other's output (docs/alembic-in-a-service.md, "One Alembic run at a time per process").
 ALEMBIC_LOCK = threading.RLock()
 
 
@@ -49,7 +48,7 @@ def _overlaid_environ(environ: Mapping[str, str]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _preserved_sys_path(prepend: Sequence[str]) -> Iterator[None]:
-    # ScriptDirectory.from_config() prepends prepend_sys_path on every call (notes §7.2).
+    # ScriptDirectory.from_config() prepends prepend_sys_path on every call (docs/alembic-in-a-service.md).
     saved = list(sys.path)
     sys.path[:0] = prepend
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -17,13 +18,29 @@ logger = logging.getLogger(__name__)
 _SCHEMA_LOCK_KEY = 0x6D6967_6374_6C
 
 
-def upgrade_control_schema(store: ControlStore) -> None:
+@dataclass(frozen=True)
+class SchemaChange:
+    """The control schema's revisions before and after an upgrade."""
+
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+
+    def __str__(self) -> str:
+        after = ", ".join(self.after)
+        if not self.before:
+            return f"control schema created at {after}"
+        if self.before == self.after:
+            return f"control schema already up to date at {after}"
+        return f"control schema upgraded from {', '.join(self.before)} to {after}"
+
+
+def upgrade_control_schema(store: ControlStore) -> SchemaChange:
     """Bring the control schema to head; concurrent starters wait for each other."""
     with store.engine.connect() as connection:
         if store.dialect == "postgresql":
             connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
         try:
-            control_schema.upgrade(connection)
+            change = SchemaChange(*control_schema.upgrade(connection))
             connection.commit()
         finally:
             if store.dialect == "postgresql":
@@ -31,7 +48,8 @@ def upgrade_control_schema(store: ControlStore) -> None:
                     sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _SCHEMA_LOCK_KEY}
                 )
                 connection.commit()
-    logger.info("control schema is up to date", extra={"action": "control_schema_upgraded"})
+    logger.info("%s", change, extra={"action": "control_schema_upgraded"})
+    return change
 
 
 def control_schema_behind(store: ControlStore) -> bool:

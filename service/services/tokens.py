@@ -12,6 +12,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import tomlkit
+import tomlkit.items
+
 from service.errors import AuthUnavailableError, ConfigError
 from service.secrets import TOKEN_PREFIX
 from service.services.access import Principal, Role
@@ -31,11 +34,19 @@ def token_hash(token: str) -> str:
 
 def token_entry(name: str, role: Role, databases: list[str], token: str) -> str:
     """The TOML table to add to the tokens file for `token` (which is not in it)."""
-    lines = [f"[tokens.{name}]", f'role = "{role}"']
+    tokens = tomlkit.table(is_super_table=True)
+    tokens.add(name, token_table(role, databases, token_hash(token)))
+    return tomlkit.dumps({"tokens": tokens})
+
+
+def token_table(role: Role, databases: list[str], digest: str) -> tomlkit.items.Table:
+    """One token's entry: its role, its databases (every one when empty) and its hash."""
+    table = tomlkit.table()
+    table.add("role", str(role))
     if databases:
-        lines.append("databases = [" + ", ".join(f'"{d}"' for d in databases) + "]")
-    lines.append(f'sha256 = "{token_hash(token)}"')
-    return "\n".join(lines) + "\n"
+        table.add("databases", list(databases))
+    table.add("sha256", digest)
+    return table
 
 
 class TokenFile:
@@ -97,10 +108,19 @@ def _stat(path: Path) -> tuple[int, int, int]:
 
 def _parse(path: Path) -> list[tuple[str, Principal]]:
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read as TOML (MIGCTL_TOKENS_FILE): {exc}") from None
-    tables = document.get("tokens")
+    return parse_tokens(text, path)
+
+
+def parse_tokens(text: str, path: Path) -> list[tuple[str, Principal]]:
+    """(sha256, principal) of every entry of a tokens file's text; ConfigError naming `path`."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: cannot be read as TOML (MIGCTL_TOKENS_FILE): {exc}") from None
+    tables = document.get("tokens", {})  # no [tokens.*] at all: a file that admits no one
     if set(document) - {"tokens"} or not isinstance(tables, dict):
         raise ConfigError(f"{path}: expected [tokens.<name>] tables only.")
     return [_entry(path, name, table) for name, table in sorted(tables.items())]

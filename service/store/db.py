@@ -48,7 +48,8 @@ def aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:
-    """An engine whose transactions are real ones on SQLite too (see notes §3.3)."""
+    """An engine whose transactions are real ones on SQLite too (docs/alembic-in-a-service.md,
+    "SQLite transactions are real only if migctl issues BEGIN")."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         connect_args = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {}

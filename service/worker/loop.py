@@ -115,11 +115,7 @@ class Worker:
 
     def _until_recorded(self, action: Callable[[], object]) -> None:
         backoff = Backoff(first=max(self.settings.worker_poll_seconds, 0.1), cap=2.0)
-
-        def attempt() -> None:
-            action()
-
-        until_done(attempt, UNAVAILABLE, self.stopping, self.outage, backoff)
+        until_done(action, UNAVAILABLE, self.stopping, self.outage, backoff)
 
     def _end_abandoned(self, record: OperationRecord, outcome: JobEnd) -> None:
         """A job that ended without its end recorded: failed if it never began, else

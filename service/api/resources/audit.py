@@ -54,6 +54,7 @@ class AuditEvents(MethodView):
         AuditEventSchema(many=True),
         headers={"Link": {"description": "rel=next: the next page", "schema": {"type": "string"}}},
     )
+    @blp.problems(503)
     def get(self, args):
         """List audit events, newest first
 

@@ -17,6 +17,7 @@ from service.api.context import (
     waiter_slots,
 )
 from service.api.fields import free_text, revision_spec
+from service.api.problems import operation_error_codes
 from service.api.smorest import Blueprint
 from service.lifecycle import Action, Status
 from service.services import operations as service
@@ -65,11 +66,25 @@ class StepSchema(PlannedStepSchema):
 
 
 class ErrorSchema(ma.Schema):
-    code = ma.fields.String(attribute="error_code")
+    code = ma.fields.String(
+        attribute="error_code",
+        metadata={
+            "description": "A problem code (see Problem) from planning under the lock, or one of "
+            + ", ".join(f"`{code}`" for code in operation_error_codes())
+        },
+    )
     type = ma.fields.String(attribute="error_type")
     message = ma.fields.String(attribute="error_message")
     revision = ma.fields.String(attribute="failed_revision", allow_none=True)
     sql = ma.fields.String(attribute="failed_sql", allow_none=True)
+
+
+class _RecordError(ma.fields.Nested):
+    """The record's error_* columns as one object (null unless it failed), documented as the
+    Error schema, which a Method field could not be."""
+
+    def get_value(self, obj, attr, accessor=None, default=ma.missing):
+        return obj if obj.error_code else None
 
 
 class OperationSummarySchema(ma.Schema):
@@ -92,10 +107,9 @@ class OperationSummarySchema(ma.Schema):
     started_at = ma.fields.DateTime(allow_none=True)
     finished_at = ma.fields.DateTime(allow_none=True)
     heartbeat_at = ma.fields.DateTime(allow_none=True)
-    error = ma.fields.Method("_error", metadata={"description": "Why it failed, else null"})
-
-    def _error(self, record):
-        return ErrorSchema().dump(record) if record.error_code else None
+    error = _RecordError(
+        ErrorSchema, allow_none=True, metadata={"description": "Why it failed, else null"}
+    )
 
 
 class OperationSchema(OperationSummarySchema):
@@ -146,6 +160,7 @@ class DatabaseOperations(MethodView):
     @blp.arguments(OperationQueryArgsSchema(only=("status", "action")), location="query")
     @blp.response(200, OperationSummarySchema(many=True))
     @blp.paginate()
+    @blp.problems(503)
     def get(self, args, db, pagination_parameters):
         """List this database's operations, newest first"""
         registry().get(db)
@@ -157,6 +172,7 @@ class Operations(MethodView):
     @blp.arguments(OperationQueryArgsSchema, location="query")
     @blp.response(200, OperationSummarySchema(many=True))
     @blp.paginate()
+    @blp.problems(503)
     def get(self, args, pagination_parameters):
         """List operations, newest first"""
         return _page(args, pagination_parameters)
