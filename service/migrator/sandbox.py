@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 # alembic.context and alembic.op are module-global proxies: two threads inside
-# EnvironmentContext at once corrupt each other's output (docs/alembic-in-a-service.md, "One Alembic run at a time per process").
+# EnvironmentContext at once corrupt each other's output (docs/alembic-in-a-service.md).
 ALEMBIC_LOCK = threading.RLock()
 
 
@@ -48,7 +48,8 @@ def _overlaid_environ(environ: Mapping[str, str]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _preserved_sys_path(prepend: Sequence[str]) -> Iterator[None]:
-    # ScriptDirectory.from_config() prepends prepend_sys_path on every call (docs/alembic-in-a-service.md).
+    # ScriptDirectory.from_config() prepends prepend_sys_path on every call (see
+    # docs/alembic-in-a-service.md).
     saved = list(sys.path)
     sys.path[:0] = prepend
     try:
