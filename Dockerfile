@@ -13,8 +13,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MIGCTL_DATA_DIR=/var/lib/migctl \
-    MIGCTL_BIND=0.0.0.0:8000 \
-    PYTHONHASHSEED=0
+    MIGCTL_BIND=0.0.0.0:8000
 RUN useradd --system --uid 10001 --home-dir /var/lib/migctl --create-home migctl
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels

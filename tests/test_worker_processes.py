@@ -165,9 +165,14 @@ def children_of(pid: int) -> list[int]:
 
 
 def job_process(worker: subprocess.Popen[str]) -> int:
-    """The running job: forked by one of the worker's runners (its grandchild)."""
+    """The running job: forked by a runner, itself forked by the worker's runner template."""
     for _ in range(200):
-        jobs = [job for runner in children_of(worker.pid) for job in children_of(runner)]
+        jobs = [
+            job
+            for template in children_of(worker.pid)
+            for runner in children_of(template)
+            for job in children_of(runner)
+        ]
         if jobs:
             return jobs[0]
         time.sleep(0.05)

@@ -23,6 +23,7 @@ from .engines import backend, create_engine
 from .errors import RunnerError, env_py_failure
 from .locks import migration_lock
 from .plans import described, plan_steps, step_direction, step_revision
+from .process import die_with_parent, output_to
 from .project import Project
 from .sandbox import overlaid_environ
 from .state import select_heads, unavailable
@@ -56,24 +57,12 @@ def start(project: Project, request: dict[str, Any], fds: Sequence[int], close: 
 
 
 def _become_job(output_fd: int) -> None:
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.dup2(output_fd, 1)
-    os.dup2(output_fd, 2)
-    os.close(output_fd)
+    output_to(output_fd)
     # What revisions and Alembic log reaches the worker's log, with the operation's id
     # (unless env.py configures logging its own way, as the CLI would let it).
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-
-
-def _die_with_parent() -> None:
-    """SIGKILL when the runner dies, so no migration outlives its supervisors."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 class _Run:

@@ -22,17 +22,18 @@ Handler = Callable[["Project", Message, "list[int]", Channel], Any]
 
 
 def main() -> None:
-    """argv: <socket fd> <ini> <section>. stdout becomes stderr so prints cannot garble us."""
-    fd, ini, section = int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    """argv: <runner dir> <socket fd>. Starts as the interpreter's template, which forks a
+    runner per project (template.py). stdout becomes stderr: prints cannot garble us."""
+    fd = int(sys.argv[2])
     os.dup2(2, 1)
     sys.stdin.close()
     channel = Channel(socket.socket(fileno=fd))
     hello = _hello()
     channel.send(hello)
     if hello["problem"] is None:
-        from .project import Project  # alembic and SQLAlchemy are known to be there now
+        from .template import serve_template  # alembic and SQLAlchemy are known to be there
 
-        serve(channel, Project(ini, section))
+        serve_template(channel, hello)
 
 
 def _hello() -> Message:
