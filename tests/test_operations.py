@@ -347,3 +347,22 @@ def test_a_steps_sql_and_count_match_the_preview_of_its_revision(
         assert not step["sql"].lstrip().upper().startswith("BEGIN"), step["revision"]
         if not decides_online_or_offline(ini, step["revision"]):
             assert first_words(step["sql"]) == first_words(segment["sql"]), step["revision"]
+
+
+def test_every_event_of_an_operation_names_who_asked_and_the_worker_apart(
+    linear: tuple[FlaskClient, Path, str],
+) -> None:
+    client, _ini, _url = linear
+    headers = {"X-On-Behalf-Of": "alice (chat)"}
+    queued = post(client, headers=headers, action="upgrade", revision="heads").json
+    assert run_next(client) == "succeeded"
+    trail = events(client, operation_id=queued["id"])
+    assert [e["action"] for e in trail] == [
+        "operation.succeeded",
+        "operation.started",
+        "operation.requested",
+    ]
+    assert {e["actor"] for e in trail} == {"anonymous"}
+    assert {e["on_behalf_of"] for e in trail} == {"alice (chat)"}
+    assert trail[-1]["worker"] is None
+    assert trail[0]["worker"] is not None and trail[0]["worker"] == trail[1]["worker"]

@@ -170,7 +170,7 @@ def interrupt(
     store: ControlStore,
     record: OperationRecord,
     reason: str,
-    actor: str = WORKER,
+    worker: str = WORKER,
 ) -> bool:
     """Mark a running operation whose worker or job died `interrupted`, never to be retried."""
     heads_after = read_heads(registry, record.database)
@@ -192,7 +192,7 @@ def interrupt(
         if moved:
             _reconcile_steps(connection, registry, record, heads_after)
             details = {"reason": reason, "heads_after": heads_after}
-            event = _event(record, "operation.interrupted", Status.INTERRUPTED, actor, details)
+            event = _event(record, "operation.interrupted", Status.INTERRUPTED, worker, details)
             audit.append(connection, event)
     return moved
 
@@ -208,7 +208,7 @@ def reap_expired(registry: Registry, store: ControlStore, reaper: str) -> list[i
             worker = record.worker_id or ""
             if fail_before_start(registry, store, record, worker, JobEnd.LEASE_LOST) is not None:
                 reaped.append(record.id)
-        elif interrupt(registry, store, record, _LEASE_EXPIRED, actor=reaper):
+        elif interrupt(registry, store, record, _LEASE_EXPIRED, worker=reaper):
             reaped.append(record.id)
     return reaped
 
@@ -249,17 +249,21 @@ def _event(
     record: OperationRecord,
     action: str,
     outcome: str,
-    actor: str,
+    worker: str,
     details: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
+    """An event of the operation's life: `actor` is who asked for it, `worker` who ran it."""
     return AuditEvent(
-        actor=actor,
+        actor=record.actor,
+        on_behalf_of=record.on_behalf_of,
         action=action,
         outcome=outcome,
         occurred_at=utcnow(),
         database=record.database,
         operation_id=record.id,
-        details={"requested_by": record.actor, **(details or {})},
+        request_id=record.request_id,
+        worker=worker,
+        details=dict(details or {}),
     )
 
 

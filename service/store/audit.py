@@ -36,6 +36,7 @@ class AuditEvent:
     client_address: str | None = None
     user_agent: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    worker: str | None = None  # the worker that carried the request out, if one did
     id: int | None = None
 
 

@@ -105,6 +105,7 @@ audit_events = sa.Table(
     sa.Column("user_agent", sa.String(255)),
     sa.Column("outcome", sa.String(32), nullable=False),
     sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("worker", sa.String(128)),  # the worker that acted for `actor`, if one did
     sa.Index("ix_migctl_audit_events_database_id", "database", "id"),
     sa.Index("ix_migctl_audit_events_operation_id_id", "operation_id", "id"),
 )

@@ -20,7 +20,11 @@ blp = Blueprint("Audit", __name__, description="The append-only audit log.")
 class AuditEventSchema(ma.Schema):
     id = ma.fields.Integer()
     occurred_at = ma.fields.DateTime()
-    actor = ma.fields.String()
+    actor = ma.fields.String(
+        metadata={
+            "description": "Who asked: a token's name (the same on every event of an operation)"
+        }
+    )
     on_behalf_of = ma.fields.String(allow_none=True)
     action = ma.fields.String(metadata={"description": "operation.requested, .started ..."})
     outcome = ma.fields.String()
@@ -30,6 +34,10 @@ class AuditEventSchema(ma.Schema):
     client_address = ma.fields.String(allow_none=True)
     user_agent = ma.fields.String(allow_none=True)
     details = ma.fields.Dict()
+    worker = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "The worker that ran the operation (its events only)"},
+    )
 
 
 class AuditQueryArgsSchema(ma.Schema):
