@@ -11,7 +11,7 @@ from flask import Flask, g, request
 from flask.wrappers import Response
 from flask_cors import CORS
 
-from service import __version__
+from service import __version__, logcontext
 from service.api import docs, security
 from service.api.context import SERVICES
 from service.api.fields import CONVERTERS, converter_schema
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions[WAITERS] = Slots(settings.waiter_limit)
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
+    app.teardown_request(_forget_log_context)
     app.register_error_handler(MigctlError, domain_problem)
     security.install(app, settings)
     if settings.cors_origins:
@@ -101,6 +102,13 @@ def _api_config() -> dict[str, object]:
 def _assign_request_id() -> None:
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.log_context = logcontext.bind(request_id=g.request_id)  # every line logged meanwhile
+
+
+def _forget_log_context(_error: BaseException | None) -> None:
+    for key in ("log_context", "log_actor"):
+        if key in g:
+            logcontext.unbind(g.pop(key))
 
 
 def _echo_request_id(response: Response) -> Response:

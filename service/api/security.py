@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, current_app, g, request
 from flask.wrappers import Response
 
+from service import logcontext
 from service.api.context import control_store, request_context
 from service.api.problems import domain_problem
 from service.errors import AuthUnavailableError, MigctlError, UnauthenticatedError
@@ -53,7 +54,7 @@ def _authenticate() -> None:
         return
     tokens: TokenFile | None = current_app.extensions[TOKENS]
     if tokens is None:
-        g.principal = ANONYMOUS
+        _authenticated(ANONYMOUS)
         return
     token = _bearer_token()
     if not token:
@@ -61,7 +62,12 @@ def _authenticate() -> None:
     principal = tokens.verify(token)
     if principal is None:
         raise UnauthenticatedError("The bearer token is not known (revoked or mistyped?).")
+    _authenticated(principal)
+
+
+def _authenticated(principal: Principal) -> None:
     g.principal = principal
+    g.log_actor = logcontext.bind(actor=principal.name)  # forgotten at the request's end
 
 
 def optional_principal() -> Principal | None:

@@ -9,6 +9,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
+from service import logcontext
 from service.api.app import create_app
 from service.services.redaction import attach_log_redaction
 from service.settings import Settings
@@ -36,6 +37,12 @@ class RedactedLogger(Logger):  # type: ignore[misc]
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)  # called again on reload, with new handlers
         attach_log_redaction([*self.error_log.handlers, *self.access_log.handlers])
+        logcontext.attach([*self.error_log.handlers, *self.access_log.handlers])
+
+
+ACCESS_LOG_FORMAT = (
+    '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" request=%({x-request-id}o)s'
+)
 
 
 def gunicorn_options(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -53,6 +60,8 @@ def gunicorn_options(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "control_socket_disable": True,  # read-only containers; nothing here uses gunicornc
         "proc_name": "migctl",
         "logger_class": RedactedLogger,
+        # gunicorn's default line, and the request id the app answered with (X-Request-ID).
+        "access_log_format": ACCESS_LOG_FORMAT,
     }
     options.update(overrides)
     return options

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from types import FrameType
 
+from service import logcontext
 from service.errors import MigctlError
 from service.lifecycle import JobEnd, Status
 from service.retrying import Backoff, Outage, until_done
@@ -74,6 +75,11 @@ class Worker:
         return True
 
     def _run(self, record: OperationRecord) -> None:
+        context = {"operation_id": record.id, "database": record.database, "actor": record.actor}
+        with logcontext.bound(**context):  # every line about it names the operation
+            self._run_bound(record)
+
+    def _run_bound(self, record: OperationRecord) -> None:
         # Shorter than the start timeout, so a busy lock is reported as such.
         lock_wait = self.settings.job_start_timeout_seconds / 2
         try:
