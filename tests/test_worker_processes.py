@@ -158,10 +158,14 @@ def with_slow_revision(ini: Path, seconds: float) -> Path:
 
 
 def children_of(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
-        return []
+    """Children of every thread of `pid` (runner templates are started from a thread)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return found
 
 
 def job_process(worker: subprocess.Popen[str]) -> int:
