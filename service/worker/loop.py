@@ -46,9 +46,9 @@ class Worker:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         logger.info("worker %s started", self.worker_id)
-        self._warm()
         poll = self.settings.worker_poll_seconds
-        with QueueListener(self.store) as listener, Presence(self.store, self.worker_id, poll):
+        with Presence(self.store, self.worker_id, poll), QueueListener(self.store) as listener:
+            self._warm()  # seen (alive) meanwhile: warming may take seconds per project
             while not self.stopping.is_set():
                 if not self._attempt():
                     listener.wait(poll, self.stopping)
