@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from project_venv import alembic_of, project_python
 from read_api import (
     ADMIN_URL,
+    PROJECT_BIN,
     THREADS,
     WORKERS,
     Project,
@@ -50,8 +52,8 @@ FINISHED = ("succeeded", "failed", "interrupted", "cancelled")
 SMALL = "small"
 PAUSE_S = 1.0  # a client that comes back after a while, as a pipeline does: the worker is idle
 LOG_TAIL = 4000  # characters of the server's log printed when an operation goes wrong
-GOAL_RATIO = 1.3
-GOAL_FIRST_STEP_MS = 200.0
+GOAL_RATIO = 1.1
+GOAL_FIRST_STEP_MS = 100.0
 _SERIAL = itertools.count(1)
 
 # Where the time of one operation goes: consecutive intervals, from the client's POST to the
@@ -152,8 +154,10 @@ def cli_upgrade_s(project: Project) -> float:
 
 def write_databases_file(work: Path, databases: Mapping[str, tuple[str, Project]]) -> Path:
     path = work / "databases.toml"
+    python = PROJECT_BIN["python"]
     text = "".join(
-        f'[databases.{name}]\nurl = "{url}"\nalembic_config = "{project.ini}"\n\n'
+        f'[databases.{name}]\nurl = "{url}"\nalembic_config = "{project.ini}"\n'
+        f'python = "{python}"\n\n'
         for name, (url, project) in databases.items()
     )
     path.write_text(text, encoding="utf-8")
@@ -393,6 +397,9 @@ def report_goals(results: Results) -> bool:
 
 
 def run(args: argparse.Namespace, work: Path) -> bool:
+    python = project_python(args.python)
+    PROJECT_BIN.update(python=python, alembic=alembic_of(python))
+    print(f"the projects run in {python} (migctl: {sys.executable})")
     big = generate_project(work / "big", args.revisions)
     small = generate_project(work / "small", SMALL_REVISIONS)
     print(f"generated {args.revisions} and {SMALL_REVISIONS} revisions in {work}")
@@ -442,6 +449,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         default=PAUSE_S,
         help="idle seconds before each operation of series 2",
+    )
+    parser.add_argument(
+        "--python", help="the projects' interpreter (default: a venv of their own, built once)"
     )
     args = parser.parse_args(argv)
     if args.revisions < 1 or args.operations < 1 or args.runs < 1 or args.pause < 0:

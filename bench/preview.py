@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from project_venv import alembic_of, project_python
 from read_api import (
     ENDPOINTS,
     PENDING,
+    PROJECT_BIN,
     THREADS,
     WORKERS,
     Project,
@@ -370,6 +372,9 @@ def report_goals(results: Results, speedups: dict[str, float]) -> bool:
 
 
 def run(args: argparse.Namespace, work: Path) -> bool:
+    python = project_python(args.python)
+    PROJECT_BIN.update(python=python, alembic=alembic_of(python))
+    print(f"the project runs in {python} (migctl: {sys.executable})")
     project = generate_project(work / "project", args.revisions)
     print(f"generated {args.revisions} revisions in {project.ini.parent}")
     results = Results()
@@ -387,6 +392,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--revisions", type=int, default=1000, help="revisions to generate")
     parser.add_argument("--requests", type=int, default=200, help="cached requests per figure")
     parser.add_argument("--cli-runs", type=int, default=CLI_RUNS, help="runs per alembic command")
+    parser.add_argument(
+        "--python", help="the project's interpreter (default: a venv of its own, built once)"
+    )
     args = parser.parse_args(argv)
     if args.revisions <= PENDING + COLD_RANGES + 1:
         parser.error(f"--revisions must be more than {PENDING + COLD_RANGES + 1}")

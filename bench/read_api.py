@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from project_venv import alembic_of, project_python
 
 ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 PENDING = 10
@@ -32,6 +33,7 @@ CLI_RUNS = 10
 WARMUP_ROUNDS = 5
 START_TIMEOUT_S = 60.0
 BIN = Path(sys.executable).parent
+PROJECT_BIN: dict[str, Path] = {}  # the project's own venv: its python and its alembic CLI
 ENDPOINTS = {
     "status": "/api/v1/databases/bench/status",
     "pending": "/api/v1/databases/bench/pending",
@@ -267,7 +269,7 @@ def run_alembic(
     project: Project, environ: Mapping[str, str], *args: str
 ) -> subprocess.CompletedProcess[bytes]:
     """The alembic CLI on the project, `environ` added to ours; output as bytes, unchanged."""
-    command = [str(BIN / "alembic"), "-c", str(project.ini), *args]
+    command = [str(PROJECT_BIN["alembic"]), "-c", str(project.ini), *args]
     merged = {**os.environ, **environ}
     result = subprocess.run(command, env=merged, capture_output=True, check=False)
     if result.returncode != 0:
@@ -295,7 +297,9 @@ def free_port() -> int:
 def write_databases_file(work: Path, project: Project, url: str) -> Path:
     path = work / "databases.toml"
     path.write_text(
-        f'[databases.bench]\nurl = "{url}"\nalembic_config = "{project.ini}"\n', encoding="utf-8"
+        f'[databases.bench]\nurl = "{url}"\nalembic_config = "{project.ini}"\n'
+        f'python = "{PROJECT_BIN["python"]}"\n',
+        encoding="utf-8",
     )
     return path
 
@@ -601,6 +605,9 @@ def report_goals(results: Results, speedup: float) -> bool:
 
 
 def run(args: argparse.Namespace, work: Path) -> bool:
+    python = project_python(args.python)
+    PROJECT_BIN.update(python=python, alembic=alembic_of(python))
+    print(f"the project runs in {python} (migctl: {sys.executable})")
     project = generate_project(work / "project", args.revisions)
     print(f"generated {args.revisions} revisions in {project.ini.parent}")
     results = Results()
@@ -627,6 +634,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--revisions", type=int, default=1000, help="revisions to generate")
     parser.add_argument("--requests", type=int, default=300, help="warm requests per endpoint")
     parser.add_argument("--cli-runs", type=int, default=CLI_RUNS, help="runs per alembic command")
+    parser.add_argument(
+        "--python", help="the project's interpreter (default: a venv of its own, built once)"
+    )
     args = parser.parse_args(argv)
     if args.revisions <= PENDING + 100:
         parser.error(f"--revisions must be more than {PENDING + 100}")
