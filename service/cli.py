@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from service import __version__, logcontext
+from service import __version__, logcontext, logformat
 from service.cli_tokens import add_token_commands
 from service.errors import ConfigError, MigctlError
 from service.secrets import mask_url
@@ -264,8 +264,10 @@ def _configure_logging(settings: Settings) -> None:
     from service.services.redaction import log_redaction
 
     level = settings.log_level
-    logging.basicConfig(level=level, format=logcontext.TEXT_FORMAT)
-    logcontext.attach(logging.getLogger().handlers)
+    logging.basicConfig(level=level)
+    handlers = logging.getLogger().handlers
+    logformat.apply(handlers, settings.log_format)
+    logcontext.attach(handlers)
     log_redaction(settings)
     if level != "DEBUG":  # Alembic's plugin and context lines say nothing an operator needs
         logging.getLogger("alembic").setLevel(logging.WARNING)

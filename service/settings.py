@@ -45,6 +45,7 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_MAX_BODY_BYTES",
         "MIGCTL_CORS_ORIGINS",
         "MIGCTL_RUNNER_TIMEOUT_SECONDS",
+        "MIGCTL_LOG_FORMAT",
     }
 )
 DATABASE_KEYS = frozenset(
@@ -138,6 +139,7 @@ class Settings:
     threads: int = 4
     max_waiters: int | None = None  # None: half the threads
     log_level: str = "INFO"
+    log_format: str = "auto"  # text at a terminal, JSON otherwise
     preview_cache_mb: int = 32
     script_rescan_seconds: float = 2.0
     control_database_url: Secret = field(default_factory=lambda: Secret("sqlite:///var/migctl.db"))
@@ -175,6 +177,7 @@ class Settings:
             threads=_positive_int(env, "MIGCTL_THREADS", default=4),
             max_waiters=_count(env, "MIGCTL_MAX_WAITERS"),
             log_level=_log_level(env),
+            log_format=_choice(env, "MIGCTL_LOG_FORMAT", ("auto", "text", "json"), "auto"),
             preview_cache_mb=_positive_int(env, "MIGCTL_PREVIEW_CACHE_MB", default=32),
             script_rescan_seconds=_seconds(env, "MIGCTL_SCRIPT_RESCAN_SECONDS", default=2.0),
             control_database_url=Secret(
@@ -310,6 +313,13 @@ def _flag(env: Mapping[str, str], key: str, default: bool) -> bool:
     if raw not in ("true", "false", "1", "0", "yes", "no"):
         raise ConfigError(f"{key} must be true or false, not {raw!r}.", key=key)
     return raw in ("true", "1", "yes")
+
+
+def _choice(env: Mapping[str, str], key: str, allowed: tuple[str, ...], default: str) -> str:
+    value = (env.get(key) or default).lower()
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of {', '.join(allowed)}, not {value!r}.", key=key)
+    return value
 
 
 def _log_level(env: Mapping[str, str]) -> str:

@@ -12,12 +12,19 @@ from pathlib import Path
 
 from tests.helpers import MIGCTL, free_port, wait_for
 
+Call = tuple[str, str, dict[str, str], bytes | None]
+REQUEST_JSON = {"X-Request-ID": "req-json-1", "Content-Type": "application/json"}
 
-def served_output(tmp_path: Path, *calls: tuple[str, str, dict[str, str], bytes | None]) -> str:
+
+def served_output(tmp_path: Path, *calls: Call, log_format: str = "text") -> str:
     """Run `migctl serve` (API and worker) on the example, make `calls`, return its output."""
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MIGCTL_")}
-    environ |= {"MIGCTL_DATA_DIR": str(tmp_path / "var"), "MIGCTL_WORKER_POLL_SECONDS": "0.2"}
+    environ |= {
+        "MIGCTL_DATA_DIR": str(tmp_path / "var"),
+        "MIGCTL_WORKER_POLL_SECONDS": "0.2",
+        "MIGCTL_LOG_FORMAT": log_format,
+    }
     output = tmp_path / "output.log"
     with output.open("w") as sink:
         server = subprocess.Popen(
@@ -73,3 +80,20 @@ def test_every_line_of_the_worker_and_the_job_about_an_operation_names_it(
     assert worker_lines and all(
         "operation=1" in line and "db=example" in line for line in worker_lines
     )
+
+
+def test_json_logs_are_one_object_a_line_with_the_context_as_fields(tmp_path: Path) -> None:
+    body = json.dumps({"action": "upgrade", "revision": "heads"}).encode()
+    text = served_output(
+        tmp_path,
+        ("POST", "/api/v1/databases/example/operations", REQUEST_JSON, body),
+        ("GET", "/api/v1/operations/1?wait=60", {}, None),
+        log_format="json",
+    )
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    assert all({"timestamp", "level", "logger", "message"} <= set(line) for line in lines)
+    access = [line for line in lines if line["logger"] == "gunicorn.access"]
+    posted = [line for line in access if line.get("request_id") == "req-json-1"]
+    assert posted and posted[0]["method"] == "POST" and posted[0]["status"] == "202"
+    job = [line for line in lines if "Running upgrade" in line["message"]]
+    assert job and all(line["operation_id"] == 1 for line in job)

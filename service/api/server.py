@@ -9,7 +9,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
-from service import logcontext
+from service import logcontext, logformat
 from service.api.app import create_app
 from service.services.redaction import attach_log_redaction
 from service.settings import Settings
@@ -30,14 +30,22 @@ class _Server(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
+# gunicorn builds its logger class itself: the format reaches it through this module.
+LOG_FORMAT = ["auto"]
+
+
 class RedactedLogger(Logger):  # type: ignore[misc]
     """gunicorn's error and access logs, through migctl's redaction (a request line may
-    carry a token in its query string)."""
+    carry a token in its query string), context and format (text, or JSON)."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)  # called again on reload, with new handlers
-        attach_log_redaction([*self.error_log.handlers, *self.access_log.handlers])
-        logcontext.attach([*self.error_log.handlers, *self.access_log.handlers])
+        handlers = [*self.error_log.handlers, *self.access_log.handlers]
+        logformat.keep_access_fields(self.access_log.handlers)  # before redaction joins them
+        attach_log_redaction(handlers)
+        logcontext.attach(handlers)
+        if logformat.resolved(LOG_FORMAT[0]) == "json":
+            logformat.apply(handlers, "json")
 
 
 ACCESS_LOG_FORMAT = (
@@ -69,6 +77,7 @@ def gunicorn_options(settings: Settings, **overrides: Any) -> dict[str, Any]:
 
 def serve(settings: Settings, **overrides: Any) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    LOG_FORMAT[0] = settings.log_format
     options = gunicorn_options(settings, **overrides)
     # The app shares its threads out (long polls): tell it how many gunicorn runs.
     settings = dataclasses.replace(settings, threads=options["threads"])
