@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
     worker = commands.add_parser("worker", help="run queued operations")
     worker.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="operations of different databases run at once (MIGCTL_WORKER_CONCURRENCY)",
+    )
+    worker.add_argument(
         "--supervised",
         action="store_true",
         help="run it in a child process, restarted whenever it exits (how serve runs it)",
@@ -163,10 +169,13 @@ def _worker(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     _configure_logging(settings)
+    if args.concurrency is not None and args.concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1.")
     if args.supervised:
-        return supervise(settings)
+        passed = () if args.concurrency is None else ("--concurrency", str(args.concurrency))
+        return supervise(settings, passed)
     _prepare_control_database(settings, wait=True)
-    run_worker(settings)
+    run_worker(settings, args.concurrency)
     return 0
 
 

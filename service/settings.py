@@ -46,6 +46,7 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_CORS_ORIGINS",
         "MIGCTL_RUNNER_TIMEOUT_SECONDS",
         "MIGCTL_LOG_FORMAT",
+        "MIGCTL_WORKER_CONCURRENCY",
     }
 )
 DATABASE_KEYS = frozenset(
@@ -147,6 +148,7 @@ class Settings:
     heartbeat_seconds: float = 5.0
     lease_seconds: float = 30.0
     worker_poll_seconds: float = 1.0
+    worker_concurrency: int = 1  # operations (of different databases) one worker runs at once
     shutdown_grace_seconds: float = 60.0
     job_start_timeout_seconds: float = 60.0
     # Readiness needs a live worker. `serve` sets it for its API processes when it runs one.
@@ -187,6 +189,7 @@ class Settings:
             **_worker_timings(env),
             **_access(env),
             runner_timeout_seconds=_seconds(env, "MIGCTL_RUNNER_TIMEOUT_SECONDS", default=30.0),
+            worker_concurrency=_positive_int(env, "MIGCTL_WORKER_CONCURRENCY", default=1),
             runner_environ=_runner_environ(env, databases),
         )
 

@@ -364,3 +364,31 @@ def _seconds_between(first: str, second: str) -> float:
     from datetime import datetime
 
     return (datetime.fromisoformat(second) - datetime.fromisoformat(first)).total_seconds()
+
+
+def test_a_worker_with_concurrency_runs_operations_of_different_databases_at_once(
+    project: Callable[[str], Path],
+    make_database: Callable[[], str],
+    processes: Callable[..., Processes],
+    tmp_path: Path,
+) -> None:
+    ini = with_slow_revision(project("linear"), 3)
+    names = ("one", "two", "three")
+    databases = tmp_path / "databases.toml"
+    databases.write_text(
+        "".join(
+            f'[databases.{name}]\nurl = "{make_database()}"\nalembic_config = "{ini}"\n'
+            for name in names
+        )
+    )
+    group = processes({"MIGCTL_DATABASES_FILE": str(databases)})
+    api = group.api()
+    group.start("worker", "--concurrency", "3")
+    queued = [queue(api, name, action="upgrade", revision="heads") for name in names]
+    queued.append(queue(api, "one", action="upgrade", revision="heads"))  # waits for the first
+    ended = [wait_end(api, operation["id"]) for operation in queued]
+    assert [o["status"] for o in ended] == ["succeeded"] * 4
+    spans = [(o["started_at"], o["finished_at"]) for o in ended[:3]]
+    latest_start, earliest_end = max(s for s, _ in spans), min(e for _, e in spans)
+    assert latest_start < earliest_end  # the three upgrades ran at the same time
+    assert ended[0]["finished_at"] <= ended[3]["started_at"]  # one database: one at a time

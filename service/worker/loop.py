@@ -29,29 +29,40 @@ logger = logging.getLogger(__name__)
 # Whatever the control database or its driver raise, the worker waits and tries again.
 CONTROL_DATABASE_TROUBLE: tuple[type[Exception], ...] = (MigctlError, *DATABASE_ERRORS)
 WARM_UP_SECONDS = 20.0
+SLOT_POLL_SECONDS = 0.1
 
 
 class Worker:
-    """Runs queued operations one at a time until SIGTERM; each in a process of its own."""
+    """Runs queued operations until SIGTERM, up to `concurrency` at once (of different
+    databases); each in a process of its own, watched by a thread of this one."""
 
-    def __init__(self, settings: Settings, services: Services | None = None) -> None:
+    def __init__(
+        self, settings: Settings, services: Services | None = None, concurrency: int | None = None
+    ) -> None:
         self.settings = settings
         self.services = services or build_services(settings)
         self.registry, self.store = self.services.registry, self.services.store
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
         self.outage = Outage(logger, f"worker {self.worker_id}: control database")
+        self.concurrency = concurrency or settings.worker_concurrency
+        self._running: dict[int, threading.Thread] = {}
+        self._running_lock = threading.Lock()
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        logger.info("worker %s started", self.worker_id)
+        logger.info("worker %s started (%d at once)", self.worker_id, self.concurrency)
         poll = self.settings.worker_poll_seconds
         with Presence(self.store, self.worker_id, poll), QueueListener(self.store) as listener:
             self._warm()  # seen (alive) meanwhile: warming may take seconds per project
             while not self.stopping.is_set():
                 if not self._attempt():
-                    listener.wait(poll, self.stopping)
+                    # A job ending frees a slot: look again soon while jobs run.
+                    listener.wait(
+                        min(poll, SLOT_POLL_SECONDS) if self._busy() else poll, self.stopping
+                    )
+            self._join_running()
         self.services.close()
         logger.info("worker %s stopped", self.worker_id)
 
@@ -66,13 +77,47 @@ class Worker:
         return worked
 
     def _once(self) -> bool:
-        """Reap, then claim and run one operation; False when there was nothing to run."""
+        """Reap, then claim operations while a slot is free; False when it claimed none."""
         execution.reap_expired(self.registry, self.store, self.worker_id)
-        record = execution.claim_next(self.store, self.worker_id, self.settings.lease_seconds)
-        if record is None:
-            return False
-        self._run(record)
-        return True
+        claimed = False
+        while self._free_slots() and not self.stopping.is_set():
+            record = execution.claim_next(self.store, self.worker_id, self.settings.lease_seconds)
+            if record is None:
+                break
+            self._start(record)
+            claimed = True
+        return claimed
+
+    def _free_slots(self) -> int:
+        with self._running_lock:
+            for operation_id in [i for i, t in self._running.items() if not t.is_alive()]:
+                del self._running[operation_id]
+            return self.concurrency - len(self._running)
+
+    def _busy(self) -> bool:
+        return self._free_slots() < self.concurrency
+
+    def _start(self, record: OperationRecord) -> None:
+        thread = threading.Thread(
+            target=self._run_guarded, args=(record,), name=f"operation-{record.id}", daemon=True
+        )
+        with self._running_lock:
+            self._running[record.id] = thread
+        thread.start()
+
+    def _run_guarded(self, record: OperationRecord) -> None:
+        try:
+            self._run(record)
+        except CONTROL_DATABASE_TROUBLE as exc:  # its lease expires; a reaper ends it
+            self.outage.failed(exc)
+        except Exception:  # a bug: never let it take the other slots down silently
+            logger.exception("operation %d: its supervision failed", record.id)
+
+    def _join_running(self) -> None:
+        with self._running_lock:
+            threads = list(self._running.values())
+        for thread in threads:  # each finishes, or stops its job after the grace period
+            thread.join()
 
     def _run(self, record: OperationRecord) -> None:
         context = {"operation_id": record.id, "database": record.database, "actor": record.actor}
@@ -144,5 +189,5 @@ class Worker:
             execution.interrupt(self.registry, self.store, current, reason, self.worker_id)
 
 
-def run_worker(settings: Settings) -> None:
-    Worker(settings).run()
+def run_worker(settings: Settings, concurrency: int | None = None) -> None:
+    Worker(settings, concurrency=concurrency).run()

@@ -44,8 +44,8 @@ def stop_supervisor(process: subprocess.Popen[bytes]) -> None:
 class Supervisor:
     """Runs `migctl worker` until SIGTERM or SIGINT, restarting it with backoff."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, worker_args: tuple[str, ...] = ()) -> None:
+        self.settings, self.worker_args = settings, worker_args
         self.stopping = threading.Event()
         self.backoff = Backoff(FIRST_DELAY, MAX_DELAY, jitter=0)
         self._child: subprocess.Popen[bytes] | None = None
@@ -64,7 +64,7 @@ class Supervisor:
         return 0
 
     def _run_worker(self) -> int:
-        command = [sys.executable, "-m", "service.cli", "worker"]
+        command = [sys.executable, "-m", "service.cli", "worker", *self.worker_args]
         self._child = subprocess.Popen(command, preexec_fn=_terminate_with_parent)
         if self.stopping.is_set():  # a stop that arrived while it started
             self._child.terminate()
@@ -111,5 +111,5 @@ def _terminate_with_parent() -> None:
         pass
 
 
-def supervise(settings: Settings) -> int:
-    return Supervisor(settings).run()
+def supervise(settings: Settings, worker_args: tuple[str, ...] = ()) -> int:
+    return Supervisor(settings, worker_args).run()
