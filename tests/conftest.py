@@ -22,6 +22,7 @@ from tests.helpers import (
     FIXTURES,
     PG_ADMIN_URL,
     PostgresServer,
+    Processes,
     client_for,
     postgres_reachable,
 )
@@ -100,3 +101,18 @@ def project(tmp_path: Path) -> Callable[[str], Path]:
 @pytest.fixture
 def make_client() -> Callable[..., FlaskClient]:
     return client_for
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Processes]]:
+    """Groups of migctl processes (serve, worker ...) with a common environment, all stopped
+    when the test ends."""
+    made: list[Processes] = []
+
+    def make(environ: dict[str, str]) -> Processes:
+        made.append(Processes(tmp_path, environ))
+        return made[-1]
+
+    yield make
+    for group in made:
+        group.stop_all()

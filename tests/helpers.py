@@ -208,3 +208,48 @@ def serve(cwd: Path, environ: dict[str, str]) -> Iterator[str]:
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
+
+
+FAST = {
+    "MIGCTL_HEARTBEAT_SECONDS": "0.5",
+    "MIGCTL_LEASE_SECONDS": "3",
+    "MIGCTL_WORKER_POLL_SECONDS": "0.2",
+    "MIGCTL_LOG_LEVEL": "WARNING",
+}
+
+
+class Processes:
+    """Starts migctl processes with a common environment and stops them all at the end."""
+
+    def __init__(self, cwd: Path, environ: dict[str, str]) -> None:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("MIGCTL_")}
+        self.cwd, self.env = cwd, {**base, **FAST, **environ}
+        self.started: list[subprocess.Popen[str]] = []
+
+    def api(self) -> str:
+        port = free_port()
+        self.start("serve", "--no-worker", "--bind", f"127.0.0.1:{port}", "--workers", "1")
+        wait_for(f"http://127.0.0.1:{port}/health/live")
+        return f"http://127.0.0.1:{port}/api/v1"
+
+    def start(self, *args: str, **extra: str) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [MIGCTL, *args],
+            cwd=self.cwd,
+            env={**self.env, **extra},
+            text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.started:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()

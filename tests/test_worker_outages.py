@@ -22,11 +22,9 @@ from service.retrying import Backoff
 from service.store.db import ControlStore
 from service.store.notifications import QueueListener
 from service.store.operations import QUEUE_CHANNEL
-from tests.helpers import free_port, wait_for
+from tests.helpers import MIGCTL, Processes, free_port, wait_for
 from tests.private_postgres import PrivatePostgres
 from tests.test_worker_processes import (
-    MIGCTL,
-    Processes,
     call,
     current,
     queue,
@@ -43,19 +41,6 @@ def control_server() -> Iterator[PrivatePostgres]:
     server = PrivatePostgres()
     yield server
     server.destroy()
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Processes]]:
-    made: list[Processes] = []
-
-    def make(environ: dict[str, str]) -> Processes:
-        made.append(Processes(tmp_path, environ))
-        return made[-1]
-
-    yield make
-    for group in made:
-        group.stop_all()
 
 
 def serve_logged(group: Processes, log: Path, *args: str) -> tuple[subprocess.Popen[str], str]:

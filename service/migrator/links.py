@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
+from service.errors import MigctlError, ProjectUnavailableError
+
 logger = logging.getLogger("service.runner")
 OUTPUT_KEPT = 40
 
@@ -83,6 +85,43 @@ class Link:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class LinkedProcess:
+    """A process migctl speaks to over a Link: how its failures are told to the caller."""
+
+    _link: Link | None = None
+    _output: Output | None = None
+
+    @property
+    def label(self) -> str:
+        raise NotImplementedError
+
+    def _stop(self) -> int | None:
+        """Stop the process; its exit code when known."""
+        raise NotImplementedError
+
+    def _close_link(self) -> None:
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+
+    def _broken(self, exc: LinkBroken) -> MigctlError:
+        """Stop it, and say why the request failed (its last words when it exited)."""
+        code = self._stop()
+        reason = exc.what
+        if reason == "exited":
+            reason = f"exited{exit_reason(code)}{self._output.last() if self._output else ''}"
+        return self._unavailable(reason)
+
+    def _unavailable(self, what: str) -> MigctlError:
+        return ProjectUnavailableError(f"The runner ({self.label}) {what}.", path=None)
+
+
+def exit_reason(code: int | None) -> str:
+    if code is None:
+        return ""
+    return f" with signal {-code}" if code < 0 else f" with code {code}"
 
 
 class Output:

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import MigctlError, ProjectUnavailableError, error_from_wire
-from service.migrator.links import Link, LinkBroken, Output
+from service.migrator.links import Link, LinkBroken, LinkedProcess, Output
 from service.migrator.templates import (
     RunnerInfo,
     RunnerTemplate,
-    exit_reason,
     runner_info,
     template_for,
 )
@@ -44,7 +43,7 @@ class RunnerOptions:
     environ: Mapping[str, str] = field(default_factory=dict)
 
 
-class RunnerProcess:
+class RunnerProcess(LinkedProcess):
     """One runner: forked by its interpreter's template on first use, again after it died or
     was killed for hanging. One request at a time."""
 
@@ -121,19 +120,10 @@ class RunnerProcess:
             raise self._broken(exc) from None
         return runner_info(hello)
 
-    def _broken(self, exc: LinkBroken) -> MigctlError:
-        code = self._stop()
-        reason = exc.what
-        if reason == "exited":
-            reason = f"exited{exit_reason(code)}{self._output.last() if self._output else ''}"
-        return self._unavailable(reason)
-
     def _stop(self) -> int | None:
         """Kill the runner if it lives; how it ended, as far as its template knows."""
         pid, self._pid = self._pid, None
-        if self._link is not None:
-            self._link.close()
-            self._link = None
+        self._close_link()
         if pid is None:
             return None
         with contextlib.suppress(ProcessLookupError):
@@ -142,9 +132,6 @@ class RunnerProcess:
         if self._output is not None:
             self._output.finish()
         return code
-
-    def _unavailable(self, what: str) -> MigctlError:
-        return ProjectUnavailableError(f"The runner ({self.label}) {what}.", path=None)
 
 
 class RunnerPool:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.errors import MigctlError, ProjectUnavailableError
-from service.migrator.links import Link, LinkBroken, Output
+from service.errors import MigctlError
+from service.migrator.links import Link, LinkBroken, LinkedProcess, Output
 
 logger = logging.getLogger("service.runner")
 
@@ -55,7 +55,7 @@ def runner_info(hello: Mapping[str, Any]) -> RunnerInfo:
     )
 
 
-class RunnerTemplate:
+class RunnerTemplate(LinkedProcess):
     """The template of one interpreter: started on first use, restarted when it died."""
 
     def __init__(self, python: tuple[str, ...], environ: Mapping[str, str], timeout: float) -> None:
@@ -141,18 +141,9 @@ class RunnerTemplate:
         )
         return info
 
-    def _broken(self, exc: LinkBroken) -> MigctlError:
-        code = self._stop()
-        reason = exc.what
-        if reason == "exited":
-            reason = f"exited{exit_reason(code)}{self._output.last() if self._output else ''}"
-        return self._unavailable(reason)
-
     def _stop(self) -> int | None:
         process, self._process = self._process, None
-        if self._link is not None:
-            self._link.close()
-            self._link = None
+        self._close_link()
         if process is None:
             return None
         if process.poll() is None:
@@ -161,9 +152,6 @@ class RunnerTemplate:
         if self._output is not None:
             self._output.finish()
         return code
-
-    def _unavailable(self, what: str) -> MigctlError:
-        return ProjectUnavailableError(f"The runner ({self.label}) {what}.", path=None)
 
 
 _TEMPLATES: dict[tuple[tuple[str, ...], frozenset[tuple[str, str]], float], RunnerTemplate] = {}
@@ -185,12 +173,6 @@ def template_for(
         if found is None:
             found = _TEMPLATES[key] = RunnerTemplate(python, environ, timeout)
         return found
-
-
-def exit_reason(code: int | None) -> str:
-    if code is None:
-        return ""
-    return f" with signal {-code}" if code < 0 else f" with code {code}"
 
 
 class _Spawner:
