@@ -23,6 +23,7 @@ from service.lifecycle import Status
 from service.migrator.plans import plan_steps, resolve_targets, step_direction, step_revision
 from service.secrets import Redactor
 from service.services import audit as audit_service
+from service.services import events
 from service.services.access import ANONYMOUS, Permission, Principal, check_policy
 from service.services.context import RequestContext
 from service.services.registry import Managed, Registry
@@ -90,6 +91,7 @@ def request_operation(
         with store.transaction() as connection:
             record = ops.insert(connection, values)
             audit.append(connection, _event(record, "operation.requested", "accepted", context))
+            events.emit(connection, record.id, events.QUEUED)
             ops.notify_queued(connection)
     except sa.exc.IntegrityError:  # the same key raced in from a concurrent retry
         try:
@@ -272,6 +274,8 @@ def cancel_operation(
         details = {} if refusal is None else {"code": refusal.code, "detail": refusal.detail}
         outcome = Status.CANCELLED if cancelled else "refused"
         audit.append(connection, _event(record, "operation.cancelled", outcome, context, details))
+        if cancelled:
+            events.emit(connection, operation_id, events.status_kind(Status.CANCELLED))
     if refusal is not None:
         raise refusal
     return get_operation(store, operation_id, principal=context.principal)

@@ -123,3 +123,18 @@ workers = sa.Table(
     sa.Column("stopped_at", sa.DateTime(timezone=True)),
     sa.Index("ix_migctl_workers_seen_at", "seen_at"),
 )
+
+# What happened to operations, in commit order: `id` is the server-sent event id a client
+# resumes from (Last-Event-ID), so a row must never become visible behind a larger id.
+events = sa.Table(
+    "migctl_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("operation_id", sa.Integer, nullable=False),
+    sa.Column("database", sa.String(63), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_migctl_events_operation_id_id", "operation_id", "id"),
+    sa.Index("ix_migctl_events_database_id", "database", "id"),
+)
