@@ -263,6 +263,13 @@ class TransactionPoolerError(MigctlError):
     advice = 'give the database a direct `migration_url`, or set `lock = "table"`'
 
 
+class StreamsBusyError(MigctlError):
+    """This API process serves as many event streams as it may; a thread must stay free."""
+
+    code = "too-many-streams"
+    advice = "retry after `Retry-After`, or fall back to `?wait=` polling"
+
+
 def _by_code() -> dict[str, type[MigctlError]]:
     found: dict[str, type[MigctlError]] = {}
     pending: list[type[MigctlError]] = [MigctlError]

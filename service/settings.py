@@ -47,6 +47,13 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_RUNNER_TIMEOUT_SECONDS",
         "MIGCTL_LOG_FORMAT",
         "MIGCTL_WORKER_CONCURRENCY",
+        # Event streams (server-sent events) of the API processes.
+        "MIGCTL_MAX_STREAMS",
+        "MIGCTL_STREAM_SECONDS",
+        "MIGCTL_STREAM_KEEPALIVE_SECONDS",
+        # Read by the `migctl` client commands only; a server ignores them.
+        "MIGCTL_URL",
+        "MIGCTL_TOKEN",
     }
 )
 DATABASE_KEYS = frozenset(
@@ -162,6 +169,10 @@ class Settings:
     # What project runners inherit: this environment without MIGCTL_* and the variables
     # that hold databases' URLs (url_env, migration_url_env).
     runner_environ: Mapping[str, str] = field(default_factory=dict)
+    # Server-sent event streams: each holds a thread for its whole life.
+    max_streams: int | None = None  # None: a quarter of the threads (at least one)
+    stream_seconds: float = 300.0  # then the stream ends; clients resume with Last-Event-ID
+    stream_keepalive_seconds: float = 15.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -191,6 +202,7 @@ class Settings:
             runner_timeout_seconds=_seconds(env, "MIGCTL_RUNNER_TIMEOUT_SECONDS", default=30.0),
             worker_concurrency=_positive_int(env, "MIGCTL_WORKER_CONCURRENCY", default=1),
             runner_environ=_runner_environ(env, databases),
+            **_streams(env),
         )
 
     def database(self, name: str) -> ManagedDatabase | None:
@@ -201,6 +213,11 @@ class Settings:
         """Long polls one process serves at once: a waiter holds a thread, and the others
         must stay free for probes and quick requests (0 with one thread: none waits)."""
         return self.threads // 2 if self.max_waiters is None else self.max_waiters
+
+    @property
+    def stream_limit(self) -> int:
+        """Event streams one process serves at once, beside its long polls."""
+        return max(1, self.threads // 4) if self.max_streams is None else self.max_streams
 
     def secret_values(self) -> list[str]:
         """Every secret of every database, and the control database's password."""
@@ -273,6 +290,14 @@ def _seconds(env: Mapping[str, str], key: str, default: float) -> float:
     if not 0 <= value < 86_400:
         raise ConfigError(f"{key} must be a number of seconds, not {raw!r}.", key=key)
     return value
+
+
+def _streams(env: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "max_streams": _count(env, "MIGCTL_MAX_STREAMS"),
+        "stream_seconds": _seconds(env, "MIGCTL_STREAM_SECONDS", default=300.0),
+        "stream_keepalive_seconds": _seconds(env, "MIGCTL_STREAM_KEEPALIVE_SECONDS", default=15.0),
+    }
 
 
 def _worker_timings(env: Mapping[str, str]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from service.errors import (
     RelativeStepError,
     RevisionNotFoundError,
     RevisionSpecError,
+    StreamsBusyError,
     TransactionPoolerError,
     UnauthenticatedError,
     UnknownDatabaseRevisionError,
@@ -63,6 +64,7 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     AuthUnavailableError: (503, "Authentication unavailable"),
     ForbiddenError: (403, "Forbidden"),
     PolicyRefusedError: (403, "Refused by the database's policy"),
+    StreamsBusyError: (503, "Too many event streams"),
 }
 
 # Codes for errors raised by Flask, werkzeug and webargs rather than by migctl.
