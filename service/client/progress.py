@@ -71,7 +71,7 @@ class Reporter:
         if self.github:
             self._print(f"::error title=migctl: migration failed::{_escaped(message)}")
         else:
-            self._print(f"error{message[len(str(error.get('code'))) :]} ({error.get('code')})")
+            self._print(f"error: {message}")
         if error.get("sql"):
             token = uuid.uuid4().hex  # the SQL must not be read as workflow commands
             self._print(f"::stop-commands::{token}" if self.github else "", skip_empty=True)
