@@ -63,6 +63,9 @@ class OperationRecord:
     error_message: str | None
     failed_revision: str | None
     failed_sql: str | None
+    approvals_required: int | None = None  # None: it needs no approval
+    approval_expires_at: dt.datetime | None = None
+    approval_binding: dict[str, Any] | None = None  # what approvers review: plan, file sha256s
     steps: tuple[StepRecord, ...] = ()
 
     @property
@@ -77,6 +80,7 @@ _TIMES = (
     "finished_at",
     "heartbeat_at",
     "lease_expires_at",
+    "approval_expires_at",
 )
 
 

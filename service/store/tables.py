@@ -1,4 +1,4 @@
-"""The control tables (operations, their steps, audit events, workers), with named constraints."""
+"""The control tables (operations, steps, audit events, workers, approvals), named constraints."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ operations = sa.Table(
     sa.Column("expected_current", sa.JSON),
     sa.Column("purge", sa.Boolean, nullable=False, default=False),
     sa.Column("reason", sa.Text),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
     sa.Column("actor", sa.String(255), nullable=False),
     sa.Column("on_behalf_of", sa.String(255)),
     sa.Column("request_id", sa.String(64)),
@@ -54,6 +54,11 @@ operations = sa.Table(
     sa.Column("error_message", sa.Text),
     sa.Column("failed_revision", sa.String(255)),
     sa.Column("failed_sql", sa.Text),
+    # Two-person approval: how many approvals it needs (null: none), until when, and what
+    # the approvers review (the plan and each revision file's sha256 when it was requested).
+    sa.Column("approvals_required", sa.Integer),
+    sa.Column("approval_expires_at", sa.DateTime(timezone=True)),
+    sa.Column("approval_binding", sa.JSON),
     sa.CheckConstraint(f"status IN {STATUSES!r}", name="status"),
     sa.CheckConstraint(f"action IN {ACTIONS!r}", name="action"),
     sa.UniqueConstraint("actor", "idempotency_key"),
@@ -122,4 +127,25 @@ workers = sa.Table(
     sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("stopped_at", sa.DateTime(timezone=True)),
     sa.Index("ix_migctl_workers_seen_at", "seen_at"),
+)
+
+# Each approval or rejection of an operation, with what the approver saw (the binding).
+approvals = sa.Table(
+    "migctl_approvals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "operation_id",
+        sa.Integer,
+        sa.ForeignKey("migctl_operations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("on_behalf_of", sa.String(255)),
+    sa.Column("reason", sa.Text),
+    sa.Column("binding", sa.JSON, nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("decision IN ('approved', 'rejected')", name="decision"),
+    sa.Index("ix_migctl_approvals_operation_id", "operation_id"),
 )
