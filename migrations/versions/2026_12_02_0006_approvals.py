@@ -1,4 +1,4 @@
-"""Two-person approval: operations wait for approvers, who review a plan and file hashes
+"""Two-person approval (operations wait for approvers) and the webhook outbox
 
 Revision ID: 0006
 Revises: 0004
@@ -70,9 +70,53 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_migctl_approvals_operation_id", "migctl_approvals", ["operation_id"])
+    _webhook_tables()
+
+
+def _webhook_tables() -> None:
+    op.create_table(
+        "migctl_webhook_deliveries",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("webhook", sa.String(63), nullable=False),
+        sa.Column("event_id", sa.Integer, nullable=False),
+        sa.Column("event_type", sa.String(64), nullable=False),
+        sa.Column("database", sa.String(63)),
+        sa.Column("operation_id", sa.Integer),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_attempt_at", sa.DateTime(timezone=True)),
+        sa.Column("last_status_code", sa.Integer),
+        sa.Column("last_error", sa.Text),
+        sa.PrimaryKeyConstraint("id", name="pk_migctl_webhook_deliveries"),
+        sa.CheckConstraint(
+            "status IN ('pending', 'delivered', 'failed')",
+            name="ck_migctl_webhook_deliveries_status",
+        ),
+    )
+    op.create_index(
+        "ix_migctl_webhook_deliveries_status_next_attempt_at",
+        "migctl_webhook_deliveries",
+        ["status", "next_attempt_at"],
+    )
+    op.create_index(
+        "ix_migctl_webhook_deliveries_webhook_id", "migctl_webhook_deliveries", ["webhook", "id"]
+    )
+    op.create_table(
+        "migctl_webhooks_disabled",
+        sa.Column("webhook", sa.String(63), nullable=False),
+        sa.Column("url_sha256", sa.String(64), nullable=False),
+        sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.PrimaryKeyConstraint("webhook", name="pk_migctl_webhooks_disabled"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("migctl_webhooks_disabled")
+    op.drop_table("migctl_webhook_deliveries")
     op.drop_table("migctl_approvals")
     op.execute(
         "UPDATE migctl_operations SET status = 'cancelled' "

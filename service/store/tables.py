@@ -1,4 +1,4 @@
-"""The control tables (operations, steps, audit events, workers, approvals), named constraints."""
+"""The control tables (operations, steps, audit, workers, approvals, webhook outbox)."""
 
 from __future__ import annotations
 
@@ -148,4 +148,40 @@ approvals = sa.Table(
     sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("decision IN ('approved', 'rejected')", name="decision"),
     sa.Index("ix_migctl_approvals_operation_id", "operation_id"),
+)
+
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+# The webhook outbox: one row per (audit event, subscription), written in the event's own
+# transaction; any worker claims due rows and delivers them, at least once.
+webhook_deliveries = sa.Table(
+    "migctl_webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("webhook", sa.String(63), nullable=False),
+    sa.Column("event_id", sa.Integer, nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("database", sa.String(63)),
+    sa.Column("operation_id", sa.Integer),
+    sa.Column("body", sa.Text, nullable=False),  # signed and sent as is on every attempt
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_attempt_at", sa.DateTime(timezone=True)),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.CheckConstraint(f"status IN {DELIVERY_STATUSES!r}", name="status"),
+    sa.Index("ix_migctl_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    sa.Index("ix_migctl_webhook_deliveries_webhook_id", "webhook", "id"),
+)
+
+# Subscriptions a receiver answered 410 Gone: off until the file gives them another URL.
+webhooks_disabled = sa.Table(
+    "migctl_webhooks_disabled",
+    metadata,
+    sa.Column("webhook", sa.String(63), primary_key=True),
+    sa.Column("url_sha256", sa.String(64), nullable=False),
+    sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
 )
