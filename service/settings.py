@@ -72,6 +72,9 @@ DATABASE_KEYS = frozenset(
         "migration_url",
         "migration_url_env",
         "lock",
+        "require_approval",
+        "approvals_required",
+        "approval_ttl",
     }
 )
 LOCK_KINDS = ("advisory", "table")
@@ -100,6 +103,9 @@ class ManagedDatabase:
     python: tuple[str, ...] = (sys.executable,)  # the interpreter (argv prefix) of its project
     migration_url: Secret | None = None  # a direct connection for jobs, when url is pooled
     lock: str = "advisory"  # or "table": a lease row, for a transaction pooler
+    require_approval: bool | None = None  # None: required when environment is production
+    approvals_required: int = 1  # distinct people, none of them the requester
+    approval_ttl_seconds: float = 86_400.0  # an operation awaiting approval expires after it
 
     @property
     def job_url(self) -> Secret:
@@ -114,6 +120,13 @@ class ManagedDatabase:
         return explicit if explicit is not None else self.environment != PRODUCTION
 
     url_variables: tuple[str, ...] = ()  # environment variables its URLs came from
+
+    @property
+    def needs_approval(self) -> bool:
+        """The policy: operations wait for approvers in production unless told otherwise."""
+        if self.require_approval is not None:
+            return self.require_approval
+        return self.environment == PRODUCTION
 
     def secret_values(self) -> list[str]:
         """What must never be shown: the URLs' passwords and every env value not public."""
@@ -463,6 +476,7 @@ def _database_from_table(
         python=_python(table, where, path.parent),
         migration_url=Secret(migration_url) if migration_url else None,
         lock=_lock(table, where),
+        **_approval_policy(table, where),
         url_variables=tuple(v for v in (url_variable, migration_variable) if v),
     )
 
@@ -480,6 +494,19 @@ def _python(table: Mapping[str, Any], where: str, folder: Path) -> tuple[str, ..
         f"{where}: key 'python' is an interpreter's path or a non-empty list of strings (an "
         'argv prefix, e.g. ["/usr/bin/env", "PYTHONPATH=/srv/app", "/srv/app/.venv/bin/python"]).'
     )
+
+
+def _approval_policy(table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    count, ttl = table.get("approvals_required", 1), table.get("approval_ttl", 86_400)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10:
+        raise ConfigError(f"{where}: key 'approvals_required' must be a whole number 1-10.")
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 60 <= ttl <= 30 * 86_400:
+        raise ConfigError(f"{where}: key 'approval_ttl' must be 60 to 2592000 seconds.")
+    return {
+        "require_approval": _bool(table, "require_approval", where),
+        "approvals_required": count,
+        "approval_ttl_seconds": float(ttl),
+    }
 
 
 def _lock(table: Mapping[str, Any], where: str) -> str:
