@@ -63,6 +63,7 @@ class OperationRecord:
     error_message: str | None
     failed_revision: str | None
     failed_sql: str | None
+    lint: dict[str, Any] | None = None
     steps: tuple[StepRecord, ...] = ()
 
     @property
