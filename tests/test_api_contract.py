@@ -54,6 +54,7 @@ STATUSES = {
     "forbidden": 403,
     "policy-refused": 403,
     "auth-unavailable": 503,
+    "lint-blocked": 422,
 }
 
 

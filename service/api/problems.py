@@ -20,6 +20,7 @@ from service.errors import (
     ForbiddenError,
     IdempotencyKeyReusedError,
     JobStartError,
+    LintBlockedError,
     MigctlError,
     MigrationFailedError,
     MultipleHeadsError,
@@ -63,6 +64,7 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     AuthUnavailableError: (503, "Authentication unavailable"),
     ForbiddenError: (403, "Forbidden"),
     PolicyRefusedError: (403, "Refused by the database's policy"),
+    LintBlockedError: (422, "Blocked by the SQL lint"),
 }
 
 # Codes for errors raised by Flask, werkzeug and webargs rather than by migctl.

@@ -21,6 +21,7 @@ class Permission(StrEnum):
     CANCEL = "cancel"
     DOWNGRADE = "downgrade"
     STAMP = "stamp"
+    OVERRIDE = "override"  # acknowledge lint findings, accept modified revisions, release locks
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {

@@ -25,7 +25,9 @@ from service.secrets import Redactor
 from service.services import audit as audit_service
 from service.services.access import ANONYMOUS, Permission, Principal, check_policy
 from service.services.context import RequestContext
+from service.services.previews import PreviewCache
 from service.services.registry import Managed, Registry
+from service.services.safety.lint import PlanToLint, lint_plan
 from service.store import audit
 from service.store import operations as ops
 from service.store.audit import AuditEvent
@@ -45,6 +47,7 @@ class OperationRequest:
     expected_current: tuple[str, ...] | None = None
     reason: str | None = None
     purge: bool = False
+    acknowledge: tuple[str, ...] = ()  # lint rules an admin queues anyway (audited)
 
     def fingerprint(self, database: str) -> str:
         body = {"database": database, **self.__dict__}
@@ -65,6 +68,7 @@ def request_operation(
     request: OperationRequest,
     context: RequestContext,
     idempotency_key: str | None = None,
+    previews: PreviewCache | None = None,
 ) -> OperationRecord:
     """Queue `request` for database `name`; the same Idempotency-Key gives the same operation.
 
@@ -82,14 +86,22 @@ def request_operation(
             if replayed is not None:
                 return replayed
         plan = _plan(managed, request)
+        if request.acknowledge:
+            context.principal.require(Permission.OVERRIDE, name)
+        lint = None if previews is None else _lint(registry, previews, managed, request, plan)
     except MigctlError as exc:
         _record_refusal(store, name, request, context, exc, registry.redactor)
         raise
     values = _new_operation(name, request, context, plan, idempotency_key, fingerprint)
+    values["lint"] = lint
     try:
         with store.transaction() as connection:
             record = ops.insert(connection, values)
-            audit.append(connection, _event(record, "operation.requested", "accepted", context))
+            details: dict[str, Any] = {"revision": record.revision, "action": record.action}
+            if request.acknowledge:
+                details["acknowledged"] = list(request.acknowledge)
+            event = _event(record, "operation.requested", "accepted", context, details)
+            audit.append(connection, event)
             ops.notify_queued(connection)
     except sa.exc.IntegrityError:  # the same key raced in from a concurrent retry
         try:
@@ -136,6 +148,18 @@ def _plan(managed: Managed, request: OperationRequest) -> Plan:
         targets=resolve_targets(graph, request.action, start, request.revision),
         steps=[{"revision": step_revision(s), "direction": step_direction(s)} for s in steps],
     )
+
+
+def _lint(
+    registry: Registry,
+    previews: PreviewCache,
+    managed: Managed,
+    request: OperationRequest,
+    plan: Plan,
+) -> dict[str, Any] | None:
+    start = () if request.purge else plan.current
+    to_lint = PlanToLint(request.action, start, request.revision, request.acknowledge)
+    return lint_plan(registry, previews, managed, to_lint)
 
 
 def _new_operation(
