@@ -72,8 +72,18 @@ DATABASE_KEYS = frozenset(
         "migration_url",
         "migration_url_env",
         "lock",
+        "require_approval",
+        "approvals_required",
+        "approval_ttl",
+        # Production safety (README "Production safety").
+        "lint",
+        "lock_timeout",
+        "statement_timeout",
     }
 )
+LINT_POLICIES = ("off", "warn", "block")
+PRODUCTION_LOCK_TIMEOUT = "5s"
+_DURATION = re.compile(r"^[0-9]{1,9}\s*(us|ms|s|min|h|d)?$")
 LOCK_KINDS = ("advisory", "table")
 PRODUCTION = "production"
 DEFAULT_DATABASE_NAME = "default"
@@ -100,6 +110,23 @@ class ManagedDatabase:
     python: tuple[str, ...] = (sys.executable,)  # the interpreter (argv prefix) of its project
     migration_url: Secret | None = None  # a direct connection for jobs, when url is pooled
     lock: str = "advisory"  # or "table": a lease row, for a transaction pooler
+    require_approval: bool | None = None  # None: required when environment is production
+    approvals_required: int = 1  # distinct people, none of them the requester
+    approval_ttl_seconds: float = 86_400.0  # an operation awaiting approval expires after it
+    lint: str | None = None  # off | warn | block; None: block in production, else warn
+    lock_timeout: str | None = None  # a PostgreSQL duration; None: 5s in production, else unset
+    statement_timeout: str | None = None
+
+    @property
+    def lint_policy(self) -> str:
+        return self.lint or ("block" if self.environment == PRODUCTION else "warn")
+
+    @property
+    def effective_lock_timeout(self) -> str | None:
+        """The lock_timeout each migration step runs with; "0" turns the default off."""
+        if self.lock_timeout is not None:
+            return None if self.lock_timeout.strip() == "0" else self.lock_timeout
+        return PRODUCTION_LOCK_TIMEOUT if self.environment == PRODUCTION else None
 
     @property
     def job_url(self) -> Secret:
@@ -114,6 +141,13 @@ class ManagedDatabase:
         return explicit if explicit is not None else self.environment != PRODUCTION
 
     url_variables: tuple[str, ...] = ()  # environment variables its URLs came from
+
+    @property
+    def needs_approval(self) -> bool:
+        """The policy: operations wait for approvers in production unless told otherwise."""
+        if self.require_approval is not None:
+            return self.require_approval
+        return self.environment == PRODUCTION
 
     def secret_values(self) -> list[str]:
         """What must never be shown: the URLs' passwords and every env value not public."""
@@ -463,6 +497,10 @@ def _database_from_table(
         python=_python(table, where, path.parent),
         migration_url=Secret(migration_url) if migration_url else None,
         lock=_lock(table, where),
+        **_approval_policy(table, where),
+        lint=_table_choice(table, "lint", LINT_POLICIES, where),
+        lock_timeout=_duration(table, "lock_timeout", where),
+        statement_timeout=_duration(table, "statement_timeout", where),
         url_variables=tuple(v for v in (url_variable, migration_variable) if v),
     )
 
@@ -482,6 +520,19 @@ def _python(table: Mapping[str, Any], where: str, folder: Path) -> tuple[str, ..
     )
 
 
+def _approval_policy(table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    count, ttl = table.get("approvals_required", 1), table.get("approval_ttl", 86_400)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10:
+        raise ConfigError(f"{where}: key 'approvals_required' must be a whole number 1-10.")
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 60 <= ttl <= 30 * 86_400:
+        raise ConfigError(f"{where}: key 'approval_ttl' must be 60 to 2592000 seconds.")
+    return {
+        "require_approval": _bool(table, "require_approval", where),
+        "approvals_required": count,
+        "approval_ttl_seconds": float(ttl),
+    }
+
+
 def _lock(table: Mapping[str, Any], where: str) -> str:
     kind = _string(table, "lock", where) or "advisory"
     if kind not in LOCK_KINDS:
@@ -493,6 +544,23 @@ def _string(table: Mapping[str, Any], key: str, where: str) -> str:
     value = table.get(key, "")
     if not isinstance(value, str):
         raise ConfigError(f"{where}: key {key!r} must be a string.")
+    return value
+
+
+def _table_choice(
+    table: Mapping[str, Any], key: str, choices: tuple[str, ...], where: str
+) -> str | None:
+    value = _string(table, key, where) or None
+    if value is not None and value not in choices:
+        raise ConfigError(f"{where}: key {key!r} is one of {', '.join(choices)}, not {value!r}.")
+    return value
+
+
+def _duration(table: Mapping[str, Any], key: str, where: str) -> str | None:
+    """A PostgreSQL duration ("5s", "500ms", "2min"; "0" for none): it goes into a SET."""
+    value = _string(table, key, where) or None
+    if value is not None and not _DURATION.match(value):
+        raise ConfigError(f'{where}: key {key!r} is a duration such as "5s" or "500ms".')
     return value
 
 

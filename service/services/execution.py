@@ -23,6 +23,7 @@ from service.migrator.jobs import (
 )
 from service.secrets import Redactor
 from service.services import events
+from service.services.approvals import check_unchanged
 from service.services.redaction import redacted_error
 from service.services.registry import Registry
 from service.store import audit
@@ -58,18 +59,24 @@ def heartbeat(store: ControlStore, operation_id: int, worker_id: str, lease_seco
 
 
 def begin(registry: Registry, record: OperationRecord, lock_wait_seconds: float) -> RunningJob:
-    """Start the claimed operation's job in its project's runner (MigctlError if it cannot)."""
+    """Start the claimed operation's job in its project's runner (MigctlError if it cannot).
+
+    An approved operation runs only what was approved: the same plan from the same heads
+    (checked again under the lock, as expected_current) and the same revision files.
+    """
+    check_unchanged(registry, record)
     managed = registry.get(record.database)
     table = managed.state.version_table
+    expected = record.expected_current
+    if expected is None and record.approval_binding is not None:
+        expected = list(record.approval_binding["heads"])
     job = Job(
         operation_id=record.id,
         database=managed.database,
         action=record.action,
         revision=record.revision,
         purge=record.purge,
-        expected_current=None
-        if record.expected_current is None
-        else tuple(record.expected_current),
+        expected_current=None if expected is None else tuple(expected),
         lock_wait_seconds=lock_wait_seconds,
         version_table=None if table is None else (table.name, table.schema),
     )

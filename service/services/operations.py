@@ -22,11 +22,13 @@ from service.errors import (
 from service.lifecycle import Status
 from service.migrator.plans import plan_steps, resolve_targets, step_direction, step_revision
 from service.secrets import Redactor
+from service.services import approvals, events
 from service.services import audit as audit_service
-from service.services import events
 from service.services.access import ANONYMOUS, Permission, Principal, check_policy
 from service.services.context import RequestContext
+from service.services.previews import PreviewCache
 from service.services.registry import Managed, Registry
+from service.services.safety.lint import PlanToLint, lint_plan
 from service.store import audit
 from service.store import operations as ops
 from service.store.audit import AuditEvent
@@ -46,6 +48,7 @@ class OperationRequest:
     expected_current: tuple[str, ...] | None = None
     reason: str | None = None
     purge: bool = False
+    acknowledge: tuple[str, ...] = ()  # lint rules an admin queues anyway (audited)
 
     def fingerprint(self, database: str) -> str:
         body = {"database": database, **self.__dict__}
@@ -66,6 +69,7 @@ def request_operation(
     request: OperationRequest,
     context: RequestContext,
     idempotency_key: str | None = None,
+    previews: PreviewCache | None = None,
 ) -> OperationRecord:
     """Queue `request` for database `name`; the same Idempotency-Key gives the same operation.
 
@@ -83,16 +87,19 @@ def request_operation(
             if replayed is not None:
                 return replayed
         plan = _plan(managed, request)
+        if request.acknowledge:
+            context.principal.require(Permission.OVERRIDE, name)
+        lint = None if previews is None else _lint(registry, previews, managed, request, plan)
     except MigctlError as exc:
         _record_refusal(store, name, request, context, exc, registry.redactor)
         raise
     values = _new_operation(name, request, context, plan, idempotency_key, fingerprint)
+    values.update(approvals.approval_values(managed, _binding(managed, plan)))
+    values["lint"] = lint
     try:
         with store.transaction() as connection:
             record = ops.insert(connection, values)
-            audit.append(connection, _event(record, "operation.requested", "accepted", context))
-            events.emit(connection, record.id, events.QUEUED)
-            ops.notify_queued(connection)
+            _record_request(connection, record, context, _request_details(record, request))
     except sa.exc.IntegrityError:  # the same key raced in from a concurrent retry
         try:
             replayed = _replay(store, context, idempotency_key or "", fingerprint)
@@ -103,6 +110,45 @@ def request_operation(
             raise
         return replayed
     return record
+
+
+def _request_details(record: OperationRecord, request: OperationRequest) -> dict[str, Any]:
+    details: dict[str, Any] = {"revision": record.revision, "action": record.action}
+    if request.acknowledge:
+        details["acknowledged"] = list(request.acknowledge)
+    return details
+
+
+def _record_request(
+    connection: sa.Connection,
+    record: OperationRecord,
+    context: RequestContext,
+    details: dict[str, Any],
+) -> None:
+    """Audit the request; one awaiting approval also asks the approvers, else wakes workers."""
+    if record.status != Status.AWAITING_APPROVAL:
+        event = _event(record, "operation.requested", "accepted", context, details)
+        audit.append(connection, event)
+        events.emit(connection, record.id, events.QUEUED)
+        ops.notify_queued(connection)
+        return
+    audit.append(connection, _event(record, "operation.requested", record.status, context, details))
+    events.emit(connection, record.id, events.status_kind(record.status))
+    asking = {
+        "approvals_required": record.approvals_required,
+        "expires_at": record.approval_expires_at.isoformat()
+        if record.approval_expires_at
+        else None,
+        "approvers": approvals.APPROVERS,
+        "review": record.approval_binding,
+    }
+    audit.append(connection, _event(record, "approval.requested", record.status, context, asking))
+
+
+def _binding(managed: Managed, plan: Plan) -> dict[str, Any]:
+    graph = managed.graph()
+    files = {step["revision"]: graph.info(step["revision"]).sha256 for step in plan.steps}
+    return {"heads": list(plan.current), "plan": plan.steps, "files": files}
 
 
 def _replay(
@@ -138,6 +184,18 @@ def _plan(managed: Managed, request: OperationRequest) -> Plan:
         targets=resolve_targets(graph, request.action, start, request.revision),
         steps=[{"revision": step_revision(s), "direction": step_direction(s)} for s in steps],
     )
+
+
+def _lint(
+    registry: Registry,
+    previews: PreviewCache,
+    managed: Managed,
+    request: OperationRequest,
+    plan: Plan,
+) -> dict[str, Any] | None:
+    start = () if request.purge else plan.current
+    to_lint = PlanToLint(request.action, start, request.revision, request.acknowledge)
+    return lint_plan(registry, previews, managed, to_lint)
 
 
 def _new_operation(
@@ -256,18 +314,19 @@ def cancel_operation(
         if record is None or not context.principal.sees(record.database):
             raise OperationNotFoundError(operation_id)
         refusal = _cancel_refusal(context.principal, record)
+        source = Status.AWAITING_APPROVAL if record.status == Status.AWAITING_APPROVAL else None
         cancelled = refusal is None and ops.transition(
             connection,
             operation_id,
-            from_status=Status.QUEUED,
+            from_status=source or Status.QUEUED,
             to_status=Status.CANCELLED,
             values={"finished_at": utcnow()},
         )
         if not cancelled and refusal is None:
             now = ops.get(connection, operation_id) or record  # it may have moved meanwhile
             refusal = OperationConflictError(
-                f"Operation {operation_id} is {now.status}; only a queued operation can be "
-                "cancelled.",
+                f"Operation {operation_id} is {now.status}; only a queued operation, or one "
+                "awaiting approval, can be cancelled.",
                 operation_id=operation_id,
                 operation_status=now.status,
             )

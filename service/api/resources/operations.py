@@ -12,15 +12,19 @@ from flask.views import MethodView
 from service.api.context import (
     control_store,
     current_principal,
+    preview_cache,
     registry,
     request_context,
     waiter_slots,
 )
 from service.api.fields import free_text, revision_spec
+from service.api.lint_schemas import LintSchema
 from service.api.problems import operation_error_codes
 from service.api.smorest import Blueprint
 from service.lifecycle import Action, Status
+from service.services import approvals
 from service.services import operations as service
+from service.services.safety.rules import RULES
 
 blp = Blueprint("Operations", __name__, description="Changes to a database, run by a worker.")
 
@@ -44,6 +48,11 @@ class OperationCreateSchema(ma.Schema):
     )
     reason = free_text(1000)
     purge = ma.fields.Boolean(load_default=False, metadata={"description": "stamp only"})
+    acknowledge = ma.fields.List(
+        ma.fields.String(validate=ma.validate.OneOf(list(RULES))),
+        validate=ma.validate.Length(max=len(RULES)),
+        metadata={"description": "Lint rules to queue anyway under `lint = block` (admin)"},
+    )
 
     @ma.validates_schema
     def _purge_is_for_stamps(self, data, **_kwargs):
@@ -107,13 +116,43 @@ class OperationSummarySchema(ma.Schema):
     started_at = ma.fields.DateTime(allow_none=True)
     finished_at = ma.fields.DateTime(allow_none=True)
     heartbeat_at = ma.fields.DateTime(allow_none=True)
+    lint = ma.fields.Nested(
+        LintSchema,
+        allow_none=True,
+        metadata={"description": "The lint of the plan when queued (null when off)"},
+    )
     error = _RecordError(
         ErrorSchema, allow_none=True, metadata={"description": "Why it failed, else null"}
     )
 
 
+class ApprovalSchema(ma.Schema):
+    decision = ma.fields.String(metadata={"description": "approved or rejected"})
+    actor = ma.fields.String()
+    on_behalf_of = ma.fields.String(allow_none=True)
+    reason = ma.fields.String(allow_none=True)
+    decided_at = ma.fields.DateTime()
+
+
 class OperationSchema(OperationSummarySchema):
     steps = ma.fields.List(ma.fields.Nested(StepSchema), metadata={"description": "As they ran"})
+    approvals_required = ma.fields.Integer(
+        allow_none=True, metadata={"description": "Approvals it needs (null: none)"}
+    )
+    approval_expires_at = ma.fields.DateTime(allow_none=True)
+    approval_review = ma.fields.Dict(
+        attribute="approval_binding",
+        allow_none=True,
+        metadata={
+            "description": "What approvers approve: `heads`, `plan` and the sha256 of each "
+            "planned revision file (`files`); the worker refuses to run if any changed"
+        },
+    )
+    approvals = ma.fields.List(ma.fields.Nested(ApprovalSchema))
+
+
+class RejectSchema(ma.Schema):
+    reason = free_text(1000, required=True)
 
 
 class OperationQueryArgsSchema(ma.Schema):
@@ -146,6 +185,7 @@ class DatabaseOperations(MethodView):
         The same `Idempotency-Key` with the same body gives back the same operation.
         """
         body["expected_current"] = _tuple_or_none(body.get("expected_current"))
+        body["acknowledge"] = tuple(body.get("acknowledge") or ())
         record = service.request_operation(
             registry(),
             control_store(),
@@ -153,6 +193,7 @@ class DatabaseOperations(MethodView):
             service.OperationRequest(**body),
             request_context(),
             headers.get("idempotency_key"),
+            preview_cache(),
         )
         location = url_for("Operations.OperationById", operation_id=record.id)
         return record, 202, {"Location": location}
@@ -206,6 +247,27 @@ class OperationById(MethodView):
 def cancel(operation_id):
     """Cancel a queued operation (409 once it runs)"""
     return service.cancel_operation(control_store(), operation_id, request_context())
+
+
+@blp.route("/operations/<id:operation_id>/approve", methods=["POST"])
+@blp.response(200, OperationSchema)
+@blp.problems(401, 403, 404, 409, 503)
+def approve(operation_id):
+    """Approve an operation awaiting approval (never its requester's own)
+
+    The last approval required queues it. 409 `approval-stale` when the plan or a revision
+    file changed since it was requested.
+    """
+    return approvals.approve(registry(), control_store(), operation_id, request_context())
+
+
+@blp.route("/operations/<id:operation_id>/reject", methods=["POST"])
+@blp.arguments(RejectSchema)
+@blp.response(200, OperationSchema)
+@blp.problems(401, 403, 404, 409, 422, 503)
+def reject(body, operation_id):
+    """Reject an operation awaiting approval, with a reason: it ends `rejected`"""
+    return approvals.reject(control_store(), operation_id, request_context(), body["reason"])
 
 
 def _page(filters: dict[str, Any], pagination_parameters: Any) -> list[Any]:
