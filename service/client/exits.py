@@ -21,8 +21,9 @@ MEANINGS: dict[Exit, str] = {
     Exit.OK: "succeeded, or nothing to do (also: queued, without --wait; revision reached)",
     Exit.FAILED: "the operation failed: the failing revision's error and SQL are printed",
     Exit.USAGE: "usage error: a bad option or argument (nothing was sent)",
-    Exit.STOPPED: "the operation was interrupted (worker died) or cancelled",
-    Exit.REFUSED: "refused by the server (4xx: precondition, policy, permission, not found)",
+    Exit.STOPPED: "the operation was interrupted (worker died), cancelled, or its approval expired",
+    Exit.REFUSED: "refused (4xx: precondition, policy, permission, not found) or rejected "
+    "by an approver",
     Exit.TIMED_OUT: "timed out while waiting; the operation goes on (wait again with its id)",
     Exit.UNREACHABLE: "server unreachable or unavailable (after retries), or a server error",
 }
@@ -32,7 +33,10 @@ BY_STATUS = {
     "failed": Exit.FAILED,
     "interrupted": Exit.STOPPED,
     "cancelled": Exit.STOPPED,
+    "expired": Exit.STOPPED,
+    "rejected": Exit.REFUSED,
 }
+FINISHED = frozenset(BY_STATUS)
 
 
 def table() -> str:

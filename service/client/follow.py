@@ -6,10 +6,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from service.client.exits import FINISHED
 from service.client.sse import Event, events
 from service.client.transport import TRANSPORT_ERRORS, ClientError, Server
 
-FINISHED = frozenset({"succeeded", "failed", "interrupted", "cancelled"})
 POLL_SECONDS = 30  # each `?wait=` call; the server allows up to 60
 STREAM_READ_SECONDS = 45.0  # keep-alives come every 15 s: silence this long is a dead link
 
