@@ -47,6 +47,9 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_RUNNER_TIMEOUT_SECONDS",
         "MIGCTL_LOG_FORMAT",
         "MIGCTL_WORKER_CONCURRENCY",
+        # fleets, rollouts and metrics
+        "MIGCTL_STATE_REFRESH_SECONDS",
+        "MIGCTL_METRICS_PUBLIC",
     }
 )
 DATABASE_KEYS = frozenset(
@@ -65,6 +68,7 @@ DATABASE_KEYS = frozenset(
         "migration_url",
         "migration_url_env",
         "lock",
+        "labels",
     }
 )
 LOCK_KINDS = ("advisory", "table")
@@ -93,6 +97,7 @@ class ManagedDatabase:
     python: tuple[str, ...] = (sys.executable,)  # the interpreter (argv prefix) of its project
     migration_url: Secret | None = None  # a direct connection for jobs, when url is pooled
     lock: str = "advisory"  # or "table": a lease row, for a transaction pooler
+    labels: Mapping[str, str] = field(default_factory=dict)  # free key = value tags
 
     @property
     def job_url(self) -> Secret:
@@ -159,6 +164,9 @@ class Settings:
     max_body_bytes: int = 65536
     cors_origins: tuple[str, ...] = ()
     runner_timeout_seconds: float = 30.0
+    # Fleets: how old a database's cached state may grow; /metrics without a token.
+    state_refresh_seconds: float = 30.0
+    metrics_public: bool = False
     # What project runners inherit: this environment without MIGCTL_* and the variables
     # that hold databases' URLs (url_env, migration_url_env).
     runner_environ: Mapping[str, str] = field(default_factory=dict)
@@ -190,6 +198,8 @@ class Settings:
             **_access(env),
             runner_timeout_seconds=_seconds(env, "MIGCTL_RUNNER_TIMEOUT_SECONDS", default=30.0),
             worker_concurrency=_positive_int(env, "MIGCTL_WORKER_CONCURRENCY", default=1),
+            state_refresh_seconds=_seconds(env, "MIGCTL_STATE_REFRESH_SECONDS", default=30.0),
+            metrics_public=_flag(env, "MIGCTL_METRICS_PUBLIC", default=False),
             runner_environ=_runner_environ(env, databases),
         )
 
@@ -438,6 +448,7 @@ def _database_from_table(
         python=_python(table, where, path.parent),
         migration_url=Secret(migration_url) if migration_url else None,
         lock=_lock(table, where),
+        labels=_labels(table, where),
         url_variables=tuple(v for v in (url_variable, migration_variable) if v),
     )
 
@@ -455,6 +466,19 @@ def _python(table: Mapping[str, Any], where: str, folder: Path) -> tuple[str, ..
         f"{where}: key 'python' is an interpreter's path or a non-empty list of strings (an "
         'argv prefix, e.g. ["/usr/bin/env", "PYTHONPATH=/srv/app", "/srv/app/.venv/bin/python"]).'
     )
+
+
+def _labels(table: Mapping[str, Any], where: str) -> dict[str, str]:
+    raw = table.get("labels", {})
+    valid = isinstance(raw, dict) and all(
+        isinstance(v, str) and _NAME.match(k) for k, v in raw.items()
+    )
+    if not valid:
+        raise ConfigError(
+            f"{where}: key 'labels' must be a table of strings whose keys are 1-63 letters, "
+            "digits, '.', '_' or '-' (e.g. labels = { region = \"eu\", tier = \"gold\" })."
+        )
+    return dict(raw)
 
 
 def _lock(table: Mapping[str, Any], where: str) -> str:

@@ -23,6 +23,7 @@ from service.services.execution import OperationRecord, QueueListener
 from service.services.wiring import Services, build_services
 from service.settings import Settings
 from service.worker.presence import Presence
+from service.worker.refresher import StateRefresher
 from service.worker.supervision import Supervision
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,11 @@ class Worker:
         signal.signal(signal.SIGINT, self._stop)
         logger.info("worker %s started (%d at once)", self.worker_id, self.concurrency)
         poll = self.settings.worker_poll_seconds
-        with Presence(self.store, self.worker_id, poll), QueueListener(self.store) as listener:
+        with (
+            Presence(self.store, self.worker_id, poll),
+            StateRefresher(self.services, self.worker_id),
+            QueueListener(self.store) as listener,
+        ):
             self._warm()  # seen (alive) meanwhile: warming may take seconds per project
             while not self.stopping.is_set():
                 if not self._attempt():
