@@ -54,6 +54,9 @@ STATUSES = {
     "forbidden": 403,
     "policy-refused": 403,
     "auth-unavailable": 503,
+    "rollout-not-found": 404,
+    "rollout-conflict": 409,
+    "selection-empty": 422,
 }
 
 

@@ -24,6 +24,7 @@ from service.api.resources import (
     operations,
     previews,
     revisions,
+    rollouts,
 )
 from service.api.slots import WAITERS, Slots
 from service.api.smorest import Api
@@ -76,7 +77,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     for converter, schema in CONVERTERS.values():
         api.register_converter(converter, converter_schema(schema))
-    for resource in (databases, revisions, previews, operations, audit, fleet):
+    for resource in (databases, revisions, previews, operations, audit, fleet, rollouts):
         api.register_blueprint(resource.blp, url_prefix="/api/v1")
     api.register_blueprint(health.blp)
     app.register_blueprint(docs.page)

@@ -65,6 +65,7 @@ def request_operation(
     request: OperationRequest,
     context: RequestContext,
     idempotency_key: str | None = None,
+    rollout_id: int | None = None,
 ) -> OperationRecord:
     """Queue `request` for database `name`; the same Idempotency-Key gives the same operation.
 
@@ -86,6 +87,7 @@ def request_operation(
         _record_refusal(store, name, request, context, exc, registry.redactor)
         raise
     values = _new_operation(name, request, context, plan, idempotency_key, fingerprint)
+    values["rollout_id"] = rollout_id
     try:
         with store.transaction() as connection:
             record = ops.insert(connection, values)

@@ -63,6 +63,7 @@ class OperationRecord:
     error_message: str | None
     failed_revision: str | None
     failed_sql: str | None
+    rollout_id: int | None = None  # the rollout that queued it
     steps: tuple[StepRecord, ...] = ()
 
     @property

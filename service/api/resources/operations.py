@@ -110,6 +110,9 @@ class OperationSummarySchema(ma.Schema):
     error = _RecordError(
         ErrorSchema, allow_none=True, metadata={"description": "Why it failed, else null"}
     )
+    rollout_id = ma.fields.Integer(
+        allow_none=True, metadata={"description": "The rollout that queued it, else null"}
+    )
 
 
 class OperationSchema(OperationSummarySchema):

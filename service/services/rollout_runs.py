@@ -1,0 +1,115 @@
+"""How workers advance rollouts: queue the next operations, end the rollout when it is done."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from service.errors import MigctlError
+from service.lifecycle import RolloutStatus, Status
+from service.services.access import Principal, Role
+from service.services.context import RequestContext
+from service.services.operations import OperationRequest, request_operation
+from service.services.registry import Registry
+from service.services.rollouts import target_state
+from service.store import audit, rollouts
+from service.store.audit import AuditEvent
+from service.store.db import ControlStore, utcnow
+from service.store.rollouts import RolloutRecord, TargetRecord
+
+logger = logging.getLogger(__name__)
+ACTIVE = frozenset({Status.QUEUED, Status.RUNNING, "pending"})
+FAILED = frozenset({Status.FAILED, Status.INTERRUPTED, Status.CANCELLED, "skipped"})
+
+
+def advance_all(
+    registry: Registry, store: ControlStore, worker_id: str, lease_seconds: float
+) -> int:
+    """Advance every running rollout no other worker is advancing; operations queued."""
+    with store.transaction() as connection:
+        ids = rollouts.running_ids(connection)
+    return sum(advance(registry, store, worker_id, i, lease_seconds) for i in ids)
+
+
+def advance(
+    registry: Registry, store: ControlStore, worker_id: str, rollout_id: int, lease_seconds: float
+) -> int:
+    """Under the rollout's lease (one worker at a time, so max_parallel holds everywhere)."""
+    now = utcnow()
+    with store.transaction() as connection:
+        until = now + dt.timedelta(seconds=lease_seconds)
+        if not rollouts.take_lease(connection, rollout_id, worker_id, now, until):
+            return 0
+        record = rollouts.get(connection, rollout_id)
+    try:
+        return _advance(registry, store, record) if record is not None else 0
+    finally:
+        with store.transaction() as connection:
+            rollouts.release_lease(connection, rollout_id, worker_id)
+
+
+def _advance(registry: Registry, store: ControlStore, record: RolloutRecord) -> int:
+    states = {t.id: target_state(t) for t in record.targets}
+    failures = sum(state in FAILED for state in states.values())
+    canary_failed = any(t.canary and states[t.id] in FAILED for t in record.targets)
+    if failures > record.max_failures or canary_failed:
+        return _finish(store, record, RolloutStatus.FAILED, failures)
+    if not any(state in ACTIVE for state in states.values()):
+        outcome = RolloutStatus.FAILED if failures else RolloutStatus.SUCCEEDED
+        return _finish(store, record, outcome, failures)
+    canaries_done = all(states[t.id] == Status.SUCCEEDED for t in record.targets if t.canary)
+    waiting = [t for t in record.targets if states[t.id] == "pending"]
+    candidates = waiting if canaries_done else [t for t in waiting if t.canary]
+    running = sum(state in (Status.QUEUED, Status.RUNNING) for state in states.values())
+    slots = max(0, record.max_parallel - running)
+    return sum(_launch(registry, store, record, target) for target in candidates[:slots])
+
+
+def _launch(
+    registry: Registry, store: ControlStore, record: RolloutRecord, target: TargetRecord
+) -> bool:
+    """Queue the target's operation as the rollout's requester: audited, single-flight, and
+    once only (a retry after a crash replays the same Idempotency-Key)."""
+    context = RequestContext(
+        actor=record.actor,
+        principal=Principal(record.actor, Role.ADMIN),  # checked for every database at request
+        on_behalf_of=record.on_behalf_of,
+        request_id=record.request_id,
+    )
+    request = OperationRequest(record.action, record.revision, reason=f"rollout {record.id}")
+    key = f"rollout-{record.id}-{target.database}"
+    try:
+        operation = request_operation(
+            registry, store, target.database, request, context, key, rollout_id=record.id
+        )
+    except MigctlError as exc:
+        logger.warning("rollout %d: %s not queued: %s", record.id, target.database, exc.code)
+        detail = registry.redactor.redact(exc.detail)
+        with store.transaction() as connection:
+            rollouts.set_problem(connection, target.id, exc.code, detail)
+        return False
+    with store.transaction() as connection:
+        return rollouts.link(connection, target.id, operation.id)
+
+
+def _finish(
+    store: ControlStore, record: RolloutRecord, status: RolloutStatus, failures: int
+) -> int:
+    with store.transaction() as connection:
+        moved = rollouts.move(
+            connection, record.id, RolloutStatus.RUNNING, status, {"finished_at": utcnow()}
+        )
+        if moved:
+            event = AuditEvent(
+                actor=record.actor,
+                on_behalf_of=record.on_behalf_of,
+                action="rollout.finished",
+                outcome=str(status),
+                occurred_at=utcnow(),
+                request_id=record.request_id,
+                details={"rollout_id": record.id, "failures": failures},
+            )
+            audit.append(connection, event)
+    if moved:
+        logger.info("rollout %d %s (%d failures)", record.id, status, failures)
+    return 0
