@@ -73,6 +73,7 @@ DATABASE_KEYS = frozenset(
 )
 LOCK_KINDS = ("advisory", "table")
 PRODUCTION = "production"
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own name for it
 DEFAULT_DATABASE_NAME = "default"
 EXAMPLE_DATABASE_NAME = "example"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -167,6 +168,7 @@ class Settings:
     # Fleets: how old a database's cached state may grow; /metrics without a token.
     state_refresh_seconds: float = 30.0
     metrics_public: bool = False
+    metrics_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR: multiprocess metrics
     # What project runners inherit: this environment without MIGCTL_* and the variables
     # that hold databases' URLs (url_env, migration_url_env).
     runner_environ: Mapping[str, str] = field(default_factory=dict)
@@ -200,6 +202,7 @@ class Settings:
             worker_concurrency=_positive_int(env, "MIGCTL_WORKER_CONCURRENCY", default=1),
             state_refresh_seconds=_seconds(env, "MIGCTL_STATE_REFRESH_SECONDS", default=30.0),
             metrics_public=_flag(env, "MIGCTL_METRICS_PUBLIC", default=False),
+            metrics_dir=normalized(env[METRICS_DIR]) if env.get(METRICS_DIR) else None,
             runner_environ=_runner_environ(env, databases),
         )
 

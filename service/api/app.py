@@ -12,7 +12,7 @@ from flask.wrappers import Response
 from flask_cors import CORS
 
 from service import __version__, logcontext
-from service.api import docs, security
+from service.api import docs, metrics, security
 from service.api.context import SERVICES
 from service.api.fields import CONVERTERS, converter_schema
 from service.api.problems import domain_problem
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions[SERVICES] = build_services(settings)
     app.extensions[WAITERS] = Slots(settings.waiter_limit)
     app.before_request(_assign_request_id)
+    metrics.install(app)  # before security: refused requests are counted too
     app.after_request(_echo_request_id)
     app.teardown_request(_forget_log_context)
     app.register_error_handler(MigctlError, domain_problem)

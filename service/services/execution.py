@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from service import metrics
 from service.errors import DatabaseNotFoundError, JobStartError, MigctlError
 from service.lifecycle import JobEnd, Status
 from service.migrator.jobs import (
@@ -98,6 +99,7 @@ def record_event(
         step = _step_record(event, _redactor(registry, record.database))
         with store.transaction() as connection:
             ops.add_step(connection, record.id, step)
+        metrics.STEP_DURATION.labels(step.direction).observe(step.duration_ms / 1000)
         return None
     status = Status.SUCCEEDED if event.error is None else Status.FAILED
     ended = finish(registry, store, record, worker_id, status, event.heads_after, event.error)
@@ -148,7 +150,15 @@ def finish(
             _reconcile_steps(connection, registry, record, heads_after)
             event = _event(record, f"operation.{status}", status, worker_id, details)
             audit.append(connection, event)
+    if moved:
+        _observe_end(record, status)
     return status if moved else None
+
+
+def _observe_end(record: OperationRecord, status: Status) -> None:
+    if record.started_at is not None:
+        seconds = (utcnow() - record.started_at).total_seconds()
+        metrics.OPERATION_DURATION.labels(record.action, str(status)).observe(seconds)
 
 
 def _reconcile_steps(
@@ -194,6 +204,8 @@ def interrupt(
             details = {"reason": reason, "heads_after": heads_after}
             event = _event(record, "operation.interrupted", Status.INTERRUPTED, worker, details)
             audit.append(connection, event)
+    if moved:
+        _observe_end(record, Status.INTERRUPTED)
     return moved
 
 
