@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 
 from service.errors import MigctlError
-from service.lifecycle import RolloutStatus, Status
+from service.lifecycle import FINISHED, RolloutStatus, Status
 from service.services.access import Principal, Role
 from service.services.context import RequestContext
 from service.services.operations import OperationRequest, request_operation
@@ -18,8 +18,8 @@ from service.store.db import ControlStore, utcnow
 from service.store.rollouts import RolloutRecord, TargetRecord
 
 logger = logging.getLogger(__name__)
-ACTIVE = frozenset({Status.QUEUED, Status.RUNNING, "pending"})
-FAILED = frozenset({Status.FAILED, Status.INTERRUPTED, Status.CANCELLED, "skipped"})
+FAILED = frozenset({*FINISHED, "skipped"}) - {Status.SUCCEEDED}
+IN_FLIGHT = frozenset(Status) - FINISHED  # awaiting approval holds a slot too
 
 
 def advance_all(
@@ -54,13 +54,13 @@ def _advance(registry: Registry, store: ControlStore, record: RolloutRecord) -> 
     canary_failed = any(t.canary and states[t.id] in FAILED for t in record.targets)
     if failures > record.max_failures or canary_failed:
         return _finish(store, record, RolloutStatus.FAILED, failures)
-    if not any(state in ACTIVE for state in states.values()):
+    if not any(state in IN_FLIGHT or state == "pending" for state in states.values()):
         outcome = RolloutStatus.FAILED if failures else RolloutStatus.SUCCEEDED
         return _finish(store, record, outcome, failures)
     canaries_done = all(states[t.id] == Status.SUCCEEDED for t in record.targets if t.canary)
     waiting = [t for t in record.targets if states[t.id] == "pending"]
     candidates = waiting if canaries_done else [t for t in waiting if t.canary]
-    running = sum(state in (Status.QUEUED, Status.RUNNING) for state in states.values())
+    running = sum(state in IN_FLIGHT for state in states.values())
     slots = max(0, record.max_parallel - running)
     return sum(_launch(registry, store, record, target) for target in candidates[:slots])
 

@@ -16,7 +16,7 @@ from service.errors import (
     RolloutConflictError,
     RolloutNotFoundError,
 )
-from service.lifecycle import ROLLOUT_TRANSITIONS, RolloutStatus, Status
+from service.lifecycle import FINISHED, ROLLOUT_TRANSITIONS, RolloutStatus, Status
 from service.services import audit as audit_service
 from service.services.access import Permission, check_policy
 from service.services.context import RequestContext
@@ -176,7 +176,7 @@ def _eta(record: RolloutRecord, totals: Counter[str]) -> float | None:
         for t in record.targets
         if t.finished_at and t.started_at
     ]
-    left = totals["pending"] + totals[Status.QUEUED] + totals[Status.RUNNING]
+    left = sum(n for state, n in totals.items() if state not in FINISHED and state != "skipped")
     if record.status != RolloutStatus.RUNNING or not left:
         return 0.0 if not left else None
     if not durations:
@@ -207,11 +207,11 @@ def change_rollout(
         outcome = "accepted" if moved else "refused"
         audit.append(connection, _event(context, rollout_id, _CHANGES[target], names, outcome))
         if moved and target == RolloutStatus.CANCELLED:
-            for operation_id in rollouts.queued_operation_ids(connection, rollout_id):
+            for operation_id, status in rollouts.waiting_operations(connection, rollout_id):
                 ops.transition(
                     connection,
                     operation_id,
-                    from_status=Status.QUEUED,
+                    from_status=Status(status),
                     to_status=Status.CANCELLED,
                     values={"finished_at": utcnow()},
                 )

@@ -173,8 +173,10 @@ def set_problem(connection: sa.Connection, target_id: int, code: str, detail: st
     )
 
 
-def queued_operation_ids(connection: sa.Connection, rollout_id: int) -> list[int]:
-    query = sa.select(operations.c.id).where(
-        operations.c.rollout_id == rollout_id, operations.c.status == Status.QUEUED
+def waiting_operations(connection: sa.Connection, rollout_id: int) -> list[tuple[int, str]]:
+    """(id, status) of its operations not yet running: queued or awaiting approval."""
+    waiting = (Status.QUEUED, Status.AWAITING_APPROVAL)
+    query = sa.select(operations.c.id, operations.c.status).where(
+        operations.c.rollout_id == rollout_id, operations.c.status.in_(waiting)
     )
-    return [int(i) for i in connection.execute(query).scalars()]
+    return [(int(row.id), str(row.status)) for row in connection.execute(query)]
