@@ -47,6 +47,8 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_RUNNER_TIMEOUT_SECONDS",
         "MIGCTL_LOG_FORMAT",
         "MIGCTL_WORKER_CONCURRENCY",
+        # The web console (/console).
+        "MIGCTL_CONSOLE_SESSION_MINUTES",
     }
 )
 DATABASE_KEYS = frozenset(
@@ -162,6 +164,8 @@ class Settings:
     # What project runners inherit: this environment without MIGCTL_* and the variables
     # that hold databases' URLs (url_env, migration_url_env).
     runner_environ: Mapping[str, str] = field(default_factory=dict)
+    # The web console: how long a sign-in lasts.
+    console_session_minutes: int = 480
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -191,6 +195,9 @@ class Settings:
             runner_timeout_seconds=_seconds(env, "MIGCTL_RUNNER_TIMEOUT_SECONDS", default=30.0),
             worker_concurrency=_positive_int(env, "MIGCTL_WORKER_CONCURRENCY", default=1),
             runner_environ=_runner_environ(env, databases),
+            console_session_minutes=_positive_int(
+                env, "MIGCTL_CONSOLE_SESSION_MINUTES", default=480
+            ),
         )
 
     def database(self, name: str) -> ManagedDatabase | None:
