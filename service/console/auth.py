@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 from service.api import security
 from service.api.context import control_store, request_context, services
 from service.console.blueprint import console
+from service.errors import CsrfError
 from service.services import audit as audit_service
 from service.services import console_sessions
 from service.services.access import ANONYMOUS
@@ -67,12 +68,7 @@ def _check_csrf() -> ResponseReturnValue | None:
     expected = csrf_token() if g.console_session or request.cookies.get(CSRF_COOKIE) else ""
     if expected and hmac.compare_digest(sent, expected):
         return None
-    problem = {
-        "title": "Bad Request",
-        "code": "csrf-failed",
-        "detail": "The form was stale or came from another site: reload the page and retry.",
-    }
-    return render_template("console/error.html", problem=problem), 400
+    raise CsrfError("The form was stale or came from another site: reload the page and retry.")
 
 
 @console.route("/sign-in", methods=["GET", "POST"])
