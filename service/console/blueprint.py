@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+import time
+
+from flask import Blueprint, g, render_template, request
 from flask.wrappers import Response
 
 from service.api.problems import domain_problem
@@ -23,8 +25,16 @@ CONSOLE_CSP = (
 )
 
 
+@console.before_request
+def _start_clock() -> None:
+    g.console_started = time.perf_counter()
+
+
 @console.after_request
 def _headers(response: Response) -> Response:
+    # Server time of the page, for the browser's devtools and bench/console.py.
+    elapsed_ms = (time.perf_counter() - g.get("console_started", time.perf_counter())) * 1000
+    response.headers["Server-Timing"] = f"app;dur={elapsed_ms:.1f}"
     response.headers["Content-Security-Policy"] = CONSOLE_CSP
     response.headers["Referrer-Policy"] = "same-origin"
     if not request.path.startswith("/console/static/"):
