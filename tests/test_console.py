@@ -19,6 +19,8 @@ TOKENS = {
     "viewer": (Role.VIEWER, []),
     "operator": (Role.OPERATOR, []),
     "scoped": (Role.ADMIN, ["staging"]),
+    "admin": (Role.ADMIN, []),
+    "approver": (Role.APPROVER, []),
 }
 
 
@@ -37,7 +39,10 @@ def make_app(project: Callable[[str], Path], tmp_path: Path) -> Callable[..., Fl
     def make(**overrides: object) -> Flask:
         prod = managed("prod", project("branched"), f"sqlite:///{tmp_path / 'prod.db'}")
         staging = managed("staging", project("linear"), f"sqlite:///{tmp_path / 'staging.db'}")
-        return create_app(settings_for(prod, staging, **overrides))
+        live = managed(
+            "live", project("linear"), f"sqlite:///{tmp_path / 'live.db'}", environment="production"
+        )
+        return create_app(settings_for(prod, staging, live, **overrides))
 
     return make
 
@@ -228,3 +233,54 @@ def test_console_pages_forbid_inline_scripts_and_framing(make_app: Callable[...,
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
     assert answer.headers["Cache-Control"] == "no-store"
     assert "<script>" not in answer.text
+
+
+def queue_on_live(client: FlaskClient) -> str:
+    form = {"revision": "heads", "reason": "ship it", "csrf_token": csrf(client, "/console/")}
+    answer = client.post("/console/databases/live/operations", data=form)
+    assert answer.status_code == 303
+    return str(answer.headers["Location"])
+
+
+def test_the_change_page_says_when_a_database_needs_approval(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["operator"])
+    assert "needs 1 approval by another person" in client.get("/console/databases/live/change").text
+    assert "by another person" not in client.get("/console/databases/staging/change").text
+
+
+def test_a_second_person_approves_while_the_requester_is_refused(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    requester, approver = secured.test_client(), secured.test_client()
+    sign_in(requester, issued[1]["admin"])
+    sign_in(approver, issued[1]["approver"])
+    page = queue_on_live(requester)
+    mine = requester.get(page).text
+    assert 'data-status="awaiting_approval"' in mine and "another person must approve" in mine
+    approve = page + "/approve"
+    refused = requester.post(approve, data={"csrf_token": csrf(requester, page)})
+    assert refused.status_code == 403 and "self-approval" in refused.text
+    waiting = approver.get("/console/approvals").text
+    assert page in waiting and "ship it" in waiting
+    assert approver.post(approve, data={"csrf_token": csrf(approver, page)}).status_code == 303
+    decided = approver.get(page).text
+    assert 'data-status="queued"' in decided and "approved</span> by approver" in decided
+
+
+def test_a_rejection_needs_a_reason_and_ends_the_operation(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    requester, approver = secured.test_client(), secured.test_client()
+    sign_in(requester, issued[1]["operator"])
+    sign_in(approver, issued[1]["approver"])
+    page = queue_on_live(requester)
+    token = csrf(approver, page)
+    answer = approver.post(page + "/reject", data={"csrf_token": token, "reason": " "})
+    assert answer.status_code == 422
+    answer = approver.post(page + "/reject", data={"csrf_token": token, "reason": "not today"})
+    assert answer.status_code == 303
+    assert "not today" in requester.get(page).text
+    assert 'data-status="rejected"' in requester.get(page).text

@@ -2,10 +2,17 @@
 
 from flask import Flask
 
-from service.console import audit, auth, changes, operations, pages
+from service.console import approvals, audit, auth, changes, operations, pages
 from service.console.blueprint import console
 
-VIEWS = (auth, pages, changes, operations, audit)  # importing them registers their routes
+VIEWS = (
+    auth,
+    pages,
+    changes,
+    operations,
+    approvals,
+    audit,
+)  # importing them registers their routes
 
 
 def install(app: Flask) -> None:

@@ -42,6 +42,12 @@ def _headers(response: Response) -> Response:
     return response
 
 
+def invalid(errors: object) -> tuple[str, int]:
+    """A form the API would answer 422 `validation-failed`, as a page."""
+    problem = {"title": "Unprocessable Content", "code": "validation-failed", "detail": ""}
+    return render_template("console/error.html", problem=problem, errors=errors), 422
+
+
 @console.errorhandler(MigctlError)
 def _domain_error(error: MigctlError) -> tuple[str, int]:
     """The API's problem, as a page: same status, title, code and detail."""

@@ -14,7 +14,7 @@ from service.api.context import (
     request_context,
 )
 from service.api.resources.operations import OperationCreateSchema
-from service.console.blueprint import console
+from service.console.blueprint import console, invalid
 from service.console.highlight import sql_html
 from service.errors import MigctlError
 from service.services import databases, previews, revisions
@@ -47,6 +47,7 @@ def change(name: str) -> ResponseReturnValue:
         sql=sql,
         problem=problem,
         may_upgrade=Permission.UPGRADE in GRANTS[current_principal().role],
+        policy=registry().get(name).database,
     )
 
 
@@ -59,8 +60,7 @@ def queue(name: str) -> ResponseReturnValue:
     try:
         body = OperationCreateSchema().load(fields)
     except ma.ValidationError as exc:
-        problem = {"title": "Unprocessable Content", "code": "validation-failed", "detail": ""}
-        return render_template("console/error.html", problem=problem, errors=exc.messages), 422
+        return invalid(exc.messages)
     record = operations_service.request_operation(
         registry(), control_store(), name, OperationRequest(**body), request_context()
     )

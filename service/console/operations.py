@@ -8,7 +8,9 @@ from flask.typing import ResponseReturnValue
 from service.api.context import control_store, current_principal, request_context
 from service.console.blueprint import console
 from service.lifecycle import Status
+from service.services import approvals
 from service.services import operations as service
+from service.services.access import GRANTS, Permission
 
 PAGE_SIZE = 25
 
@@ -41,7 +43,12 @@ def operations() -> ResponseReturnValue:
 def operation(operation_id: int) -> ResponseReturnValue:
     """The page webhook messages link to."""
     record = service.get_operation(control_store(), operation_id, principal=current_principal())
-    return render_template("console/operation.html", op=record)
+    return render_template(
+        "console/operation.html",
+        op=record,
+        mine=approvals.same_person(record, request_context()),
+        may_approve=Permission.APPROVE in GRANTS[current_principal().role],
+    )
 
 
 @console.route("/operations/<int:operation_id>/live")

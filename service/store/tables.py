@@ -59,6 +59,7 @@ operations = sa.Table(
     sa.Column("approvals_required", sa.Integer),
     sa.Column("approval_expires_at", sa.DateTime(timezone=True)),
     sa.Column("approval_binding", sa.JSON),
+    sa.Column("lint", sa.JSON),  # findings of the planned SQL when it was queued
     sa.CheckConstraint(f"status IN {STATUSES!r}", name="status"),
     sa.CheckConstraint(f"action IN {ACTIONS!r}", name="action"),
     sa.UniqueConstraint("actor", "idempotency_key"),
@@ -201,6 +202,7 @@ webhooks_disabled = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
 )
 
+<<<<<<< HEAD
 # Console sign-ins: the cookie holds a random id, this table only its SHA-256, so a copy of
 # the control database opens no session. `token_hash` is the tokens file's digest: a revoked
 # token ends its sessions at their next request.
@@ -213,4 +215,19 @@ console_sessions = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_migctl_console_sessions_expires_at", "expires_at"),
+=======
+# The sha256 of each revision file when migctl applied or stamped it (a Flyway-like ledger):
+# an edit after the fact shows as `modified` in /verify.
+revision_checksums = sa.Table(
+    "migctl_revision_checksums",
+    metadata,
+    sa.Column("database", sa.String(63), nullable=False),
+    sa.Column("revision", sa.String(255), nullable=False),
+    sa.Column("path", sa.String(1024), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("operation_id", sa.Integer),
+    sa.PrimaryKeyConstraint("database", "revision"),
+>>>>>>> main
 )
