@@ -202,20 +202,6 @@ webhooks_disabled = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
 )
 
-<<<<<<< HEAD
-# Console sign-ins: the cookie holds a random id, this table only its SHA-256, so a copy of
-# the control database opens no session. `token_hash` is the tokens file's digest: a revoked
-# token ends its sessions at their next request.
-console_sessions = sa.Table(
-    "migctl_console_sessions",
-    metadata,
-    sa.Column("id_hash", sa.String(64), primary_key=True),
-    sa.Column("token_hash", sa.String(64), nullable=False),
-    sa.Column("csrf_token", sa.String(64), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Index("ix_migctl_console_sessions_expires_at", "expires_at"),
-=======
 # The sha256 of each revision file when migctl applied or stamped it (a Flyway-like ledger):
 # an edit after the fact shows as `modified` in /verify.
 revision_checksums = sa.Table(
@@ -229,5 +215,18 @@ revision_checksums = sa.Table(
     sa.Column("actor", sa.String(255), nullable=False),
     sa.Column("operation_id", sa.Integer),
     sa.PrimaryKeyConstraint("database", "revision"),
->>>>>>> main
+)
+
+# Console sign-ins: the cookie holds a random id, this table only its SHA-256, so a copy of
+# the control database opens no session. `token_hash` is the tokens file's digest: a revoked
+# token ends its sessions at their next request.
+console_sessions = sa.Table(
+    "migctl_console_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_migctl_console_sessions_expires_at", "expires_at"),
 )
