@@ -13,7 +13,8 @@ from flask.testing import FlaskClient
 from service.api.app import create_app
 from service.services.access import Role
 from service.services.tokens import new_token, token_entry
-from tests.helpers import managed, settings_for
+from tests.helpers import PostgresServer, client_for, managed, settings_for, stamp
+from tests.projects import write_project
 
 TOKENS = {
     "viewer": (Role.VIEWER, []),
@@ -284,3 +285,30 @@ def test_a_rejection_needs_a_reason_and_ends_the_operation(
     assert answer.status_code == 303
     assert "not today" in requester.get(page).text
     assert 'data-status="rejected"' in requester.get(page).text
+
+
+def test_a_revision_page_shows_the_lint_of_its_postgresql_sql(tmp_path: Path) -> None:
+    ini = write_project(tmp_path / "project", 'op.drop_table("account")')
+    client = client_for(managed("db", ini, f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    page = client.get("/console/databases/db/revisions/r1?dialect=postgresql").text
+    assert "<code>dropping-table</code>" in page
+    assert "only PostgreSQL SQL is linted" in client.get("/console/databases/db/revisions/r1").text
+
+
+@pytest.mark.postgresql
+def test_under_lint_block_the_change_is_refused_until_an_admin_acknowledges_it(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.create_database()
+    ini = write_project(tmp_path / "project", 'op.drop_column("account", "name")')
+    client = client_for(managed("db", ini, url, environment="production"))
+    stamp(url, "r0")
+    page = client.get("/console/databases/db/change").text
+    assert "<code>dropping-column</code>" in page and 'name="acknowledge"' in page
+    form = {"revision": "heads", "csrf_token": csrf(client, "/console/databases/db/change")}
+    refused = client.post("/console/databases/db/operations", data=form)
+    assert refused.status_code == 422 and "lint-blocked" in refused.text
+    acknowledged = {**form, "acknowledge": "dropping-column"}
+    answer = client.post("/console/databases/db/operations", data=acknowledged)
+    assert answer.status_code == 303
+    assert "(acknowledged)" in client.get(answer.headers["Location"]).text

@@ -21,6 +21,7 @@ from service.services import databases, previews, revisions
 from service.services import operations as operations_service
 from service.services.access import GRANTS, Permission
 from service.services.operations import OperationRequest
+from service.services.safety.lint import with_lint
 
 _SPEC = OperationCreateSchema(only=("revision",))
 
@@ -33,10 +34,12 @@ def change(name: str) -> ResponseReturnValue:
         to = "heads"
     try:
         pending = revisions.pending_revisions(registry(), name, to=to)
-        preview = previews.preview_sql(registry(), preview_cache(), name, to=to)
-        sql, problem = sql_html(preview.sql), None
+        preview = with_lint(
+            registry(), previews.preview_sql(registry(), preview_cache(), name, to=to)
+        )
+        sql, lint, problem = sql_html(preview.sql), preview.lint, None
     except MigctlError as exc:
-        pending, sql, problem = None, None, exc
+        pending, sql, lint, problem = None, None, None, exc
     everything = revisions.list_revisions(registry(), name, first=0, last=499).items
     return render_template(
         "console/change.html",
@@ -45,7 +48,9 @@ def change(name: str) -> ResponseReturnValue:
         targets=everything,
         pending=pending,
         sql=sql,
+        lint=lint,
         problem=problem,
+        may_override=Permission.OVERRIDE in GRANTS[current_principal().role],
         may_upgrade=Permission.UPGRADE in GRANTS[current_principal().role],
         policy=registry().get(name).database,
     )
@@ -54,14 +59,22 @@ def change(name: str) -> ResponseReturnValue:
 @console.route("/databases/<name>/operations", methods=["POST"])
 def queue(name: str) -> ResponseReturnValue:
     """The same validation, service and audit events as POST /api/v1/.../operations."""
-    fields = {"action": "upgrade", "revision": request.form.get("revision", "")}
+    fields: dict[str, object] = {"action": "upgrade", "revision": request.form.get("revision")}
     if reason := request.form.get("reason", "").strip():
         fields["reason"] = reason
+    if acknowledge := request.form.getlist("acknowledge"):
+        fields["acknowledge"] = acknowledge
     try:
         body = OperationCreateSchema().load(fields)
     except ma.ValidationError as exc:
         return invalid(exc.messages)
+    body["acknowledge"] = tuple(body.get("acknowledge") or ())
     record = operations_service.request_operation(
-        registry(), control_store(), name, OperationRequest(**body), request_context()
+        registry(),
+        control_store(),
+        name,
+        OperationRequest(**body),
+        request_context(),
+        previews=preview_cache(),  # linted, and refused under `lint = block`, as in the API
     )
     return redirect(url_for("console.operation", operation_id=record.id), code=303)

@@ -12,6 +12,7 @@ from service.console.highlight import sql_html
 from service.errors import MigctlError
 from service.services import databases, previews, revisions
 from service.services import operations as operations_service
+from service.services.safety.lint import with_lint
 
 DIALECTS = ("postgresql", "sqlite", "mysql", "mariadb", "mssql", "oracle")
 ALL = 1_000_000  # every revision: the graph page draws them all
@@ -61,9 +62,10 @@ def revision(name: str, rev: str) -> ResponseReturnValue:
         preview = previews.preview_sql(
             registry(), preview_cache(), name, from_=start, to=info.revision, dialect=dialect
         )
-        sql, problem = sql_html(preview.sql), None
+        preview = with_lint(registry(), preview)
+        sql, lint, problem = sql_html(preview.sql), preview.lint, None
     except MigctlError as exc:
-        sql, problem = None, exc
+        sql, lint, problem = None, None, exc
     return render_template(
         "console/revision.html",
         db_name=name,
@@ -71,6 +73,7 @@ def revision(name: str, rev: str) -> ResponseReturnValue:
         dialects=DIALECTS,
         dialect=dialect or (preview.dialect if sql is not None else None),
         sql=sql,
+        lint=lint,
         problem=problem,
     )
 
