@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 TOKENS = "migctl.tokens"
 DENIALS = "migctl.denials"
 DOCS_PUBLIC = "MIGCTL_DOCS_PUBLIC"
+METRICS_PUBLIC = "MIGCTL_METRICS_PUBLIC"
 PUBLIC_ALWAYS = ("/health/",)
 PUBLIC_DOCS = ("/openapi.json", "/docs")
 # The console signs people in with a session cookie of its own (service.console.auth).
@@ -41,6 +42,7 @@ def install(app: Flask, settings: Settings) -> None:
     app.extensions[DENIALS] = audit_service.DenialLimiter()
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config[DOCS_PUBLIC] = settings.docs_public
+    app.config[METRICS_PUBLIC] = settings.metrics_public
     app.before_request(_authenticate)
     app.after_request(_protective_headers)
     app.register_error_handler(UnauthenticatedError, _unauthenticated)
@@ -53,6 +55,8 @@ def _authenticate() -> None:
     if path.startswith(PUBLIC_ALWAYS + SELF_AUTHENTICATED) or request.method == "OPTIONS":
         return
     if path.startswith(PUBLIC_DOCS) and current_app.config[DOCS_PUBLIC]:
+        return
+    if path == "/metrics" and current_app.config[METRICS_PUBLIC]:
         return
     tokens: TokenFile | None = current_app.extensions[TOKENS]
     if tokens is None:

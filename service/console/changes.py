@@ -75,6 +75,7 @@ def queue(name: str) -> ResponseReturnValue:
         name,
         OperationRequest(**body),
         request_context(),
+        idempotency_key=None,
         previews=preview_cache(),  # linted, and refused under `lint = block`, as in the API
     )
     return redirect(url_for("console.operation", operation_id=record.id), code=303)
