@@ -11,6 +11,8 @@ from werkzeug.exceptions import HTTPException
 from service.api.context import services
 from service.errors import (
     AmbiguousRevisionError,
+    ApprovalConflictError,
+    ApprovalStaleError,
     AuthUnavailableError,
     ConfigError,
     ControlDatabaseUnavailableError,
@@ -32,6 +34,8 @@ from service.errors import (
     RelativeStepError,
     RevisionNotFoundError,
     RevisionSpecError,
+    SelfApprovalError,
+    StreamsBusyError,
     TransactionPoolerError,
     UnauthenticatedError,
     UnknownDatabaseRevisionError,
@@ -63,6 +67,10 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     AuthUnavailableError: (503, "Authentication unavailable"),
     ForbiddenError: (403, "Forbidden"),
     PolicyRefusedError: (403, "Refused by the database's policy"),
+    StreamsBusyError: (503, "Too many event streams"),
+    SelfApprovalError: (403, "Requester cannot approve"),
+    ApprovalConflictError: (409, "Operation not awaiting this decision"),
+    ApprovalStaleError: (409, "Plan or revision files changed"),
 }
 
 # Codes for errors raised by Flask, werkzeug and webargs rather than by migctl.
