@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import urllib.error
@@ -18,6 +19,7 @@ from pathlib import Path
 from service.client.exits import MEANINGS, Exit
 from tests.helpers import FAST, FIXTURES, MIGCTL, Processes, free_port, wait_for
 from tests.serving import served_process
+from tests.test_worker_processes import job_process
 
 SLOW = ["51000001", "52000002", "53000003"]
 README = Path(__file__).parent.parent / "README.md"
@@ -274,3 +276,50 @@ def test_the_readme_documents_every_exit_code() -> None:
     section = README.read_text().split("## From a pipeline", 1)[1].split("\n## ", 1)[0]
     for code in Exit:
         assert f"| {code.value} | {MEANINGS[code]} |" in section
+
+
+def migrating(url: str) -> None:
+    """Returns once the operation's first step has begun (read from its event stream)."""
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(f"{url}/events", timeout=60) as response:
+                if any(line == b"event: step.started\n" for line in response):
+                    return
+        except urllib.error.HTTPError:
+            time.sleep(0.1)  # not queued yet
+    raise AssertionError("never migrating")
+
+
+def test_a_wait_on_an_operation_whose_job_is_killed_exits_3(
+    tmp_path: Path, processes: Callable[[dict[str, str]], Processes]
+) -> None:
+    group = processes(
+        {
+            "MIGCTL_DATABASES_FILE": str(databases_file(tmp_path, "one")),
+            "SLOW_SECONDS": "30",
+            "MIGCTL_MAX_STREAMS": "2",  # the client's and the test's
+        }
+    )
+    url = group.api().removesuffix("/api/v1")
+    worker = group.start("worker")
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(client, url, "upgrade", "one", "--wait")
+        migrating(f"{url}/api/v1/operations/1")
+        os.kill(job_process(worker), signal.SIGKILL)
+        done = waiting.result()
+    assert done.returncode == Exit.STOPPED, done.stderr
+    assert done.stdout.startswith("operation 1 interrupted: one at base")
+
+
+def test_the_zero_configuration_example_upgrades_through_the_client(tmp_path: Path) -> None:
+    with served_process(tmp_path, FAST, "--workers", "1") as url:
+        wait_for(f"{url}/health/live")
+        pending = client(url, "pending", "example")
+        done = client(url, "upgrade", "example", "--wait", "--output", "json")
+        status = client(url, "status", "example", "--output", "json")
+    count = len(pending.stdout.splitlines())
+    assert done.returncode == Exit.OK, done.stderr
+    operation = json.loads(done.stdout)
+    assert operation["status"] == "succeeded" and len(operation["steps"]) == count > 5
+    assert done.stderr.count(": succeeded in ") == count
+    assert json.loads(status.stdout)["up_to_date"] is True
