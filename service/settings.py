@@ -47,6 +47,9 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_RUNNER_TIMEOUT_SECONDS",
         "MIGCTL_LOG_FORMAT",
         "MIGCTL_WORKER_CONCURRENCY",
+        # Chat and approvals
+        "MIGCTL_WEBHOOKS_FILE",
+        "MIGCTL_PUBLIC_URL",
     }
 )
 DATABASE_KEYS = frozenset(
@@ -175,6 +178,11 @@ class Settings:
     # What project runners inherit: this environment without MIGCTL_* and the variables
     # that hold databases' URLs (url_env, migration_url_env).
     runner_environ: Mapping[str, str] = field(default_factory=dict)
+    # Chat and approvals: webhook subscriptions (reloaded when the file changes), the
+    # environment their secret_env / url_env name, and the base of links in messages.
+    webhooks_file: Path | None = None
+    webhooks_environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    public_url: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -204,6 +212,7 @@ class Settings:
             runner_timeout_seconds=_seconds(env, "MIGCTL_RUNNER_TIMEOUT_SECONDS", default=30.0),
             worker_concurrency=_positive_int(env, "MIGCTL_WORKER_CONCURRENCY", default=1),
             runner_environ=_runner_environ(env, databases),
+            **_chat(env),
         )
 
     def database(self, name: str) -> ManagedDatabase | None:
@@ -319,6 +328,17 @@ def _access(env: Mapping[str, str]) -> dict[str, Any]:
         "docs_public": _flag(env, "MIGCTL_DOCS_PUBLIC", default=True),
         "max_body_bytes": _positive_int(env, "MIGCTL_MAX_BODY_BYTES", default=65536),
         "cors_origins": tuple(origins),
+    }
+
+
+def _chat(env: Mapping[str, str]) -> dict[str, Any]:
+    webhooks, public = env.get("MIGCTL_WEBHOOKS_FILE"), env.get("MIGCTL_PUBLIC_URL") or ""
+    if public and not re.match(r"^https?://[^/\s]+(/\S*)?$", public):
+        raise ConfigError(f"MIGCTL_PUBLIC_URL must be an http(s) URL, not {public!r}.")
+    return {
+        "webhooks_file": normalized(webhooks) if webhooks else None,
+        "webhooks_environ": {k: v for k, v in env.items() if not k.startswith(ENV_PREFIX)},
+        "public_url": public.rstrip("/"),
     }
 
 

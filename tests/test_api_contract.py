@@ -57,6 +57,7 @@ STATUSES = {
     "self-approval": 403,
     "approval-conflict": 409,
     "approval-stale": 409,
+    "webhook-not-found": 404,
 }
 
 

@@ -16,7 +16,15 @@ from service.api import docs, security
 from service.api.context import SERVICES
 from service.api.fields import CONVERTERS, converter_schema
 from service.api.problems import domain_problem
-from service.api.resources import audit, databases, health, operations, previews, revisions
+from service.api.resources import (
+    audit,
+    databases,
+    health,
+    operations,
+    previews,
+    revisions,
+    webhooks,
+)
 from service.api.slots import WAITERS, Slots
 from service.api.smorest import Api
 from service.errors import MigctlError
@@ -68,7 +76,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     for converter, schema in CONVERTERS.values():
         api.register_converter(converter, converter_schema(schema))
-    for resource in (databases, revisions, previews, operations, audit):
+    for resource in (databases, revisions, previews, operations, audit, webhooks):
         api.register_blueprint(resource.blp, url_prefix="/api/v1")
     api.register_blueprint(health.blp)
     app.register_blueprint(docs.page)

@@ -38,6 +38,7 @@ from service.errors import (
     TransactionPoolerError,
     UnauthenticatedError,
     UnknownDatabaseRevisionError,
+    WebhookNotFoundError,
 )
 from service.lifecycle import Status
 
@@ -69,6 +70,7 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     SelfApprovalError: (403, "Requester cannot approve"),
     ApprovalConflictError: (409, "Operation not awaiting this decision"),
     ApprovalStaleError: (409, "Plan or revision files changed"),
+    WebhookNotFoundError: (404, "Webhook not found"),
 }
 
 # Codes for errors raised by Flask, werkzeug and webargs rather than by migctl.
