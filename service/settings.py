@@ -50,6 +50,13 @@ KNOWN_VARIABLES = frozenset(
         # Chat and approvals
         "MIGCTL_WEBHOOKS_FILE",
         "MIGCTL_PUBLIC_URL",
+        # Event streams (server-sent events) of the API processes.
+        "MIGCTL_MAX_STREAMS",
+        "MIGCTL_STREAM_SECONDS",
+        "MIGCTL_STREAM_KEEPALIVE_SECONDS",
+        # Read by the `migctl` client commands only; a server ignores them.
+        "MIGCTL_URL",
+        "MIGCTL_TOKEN",
     }
 )
 DATABASE_KEYS = frozenset(
@@ -71,8 +78,15 @@ DATABASE_KEYS = frozenset(
         "require_approval",
         "approvals_required",
         "approval_ttl",
+        # Production safety (README "Production safety").
+        "lint",
+        "lock_timeout",
+        "statement_timeout",
     }
 )
+LINT_POLICIES = ("off", "warn", "block")
+PRODUCTION_LOCK_TIMEOUT = "5s"
+_DURATION = re.compile(r"^[0-9]{1,9}\s*(us|ms|s|min|h|d)?$")
 LOCK_KINDS = ("advisory", "table")
 PRODUCTION = "production"
 DEFAULT_DATABASE_NAME = "default"
@@ -102,6 +116,20 @@ class ManagedDatabase:
     require_approval: bool | None = None  # None: required when environment is production
     approvals_required: int = 1  # distinct people, none of them the requester
     approval_ttl_seconds: float = 86_400.0  # an operation awaiting approval expires after it
+    lint: str | None = None  # off | warn | block; None: block in production, else warn
+    lock_timeout: str | None = None  # a PostgreSQL duration; None: 5s in production, else unset
+    statement_timeout: str | None = None
+
+    @property
+    def lint_policy(self) -> str:
+        return self.lint or ("block" if self.environment == PRODUCTION else "warn")
+
+    @property
+    def effective_lock_timeout(self) -> str | None:
+        """The lock_timeout each migration step runs with; "0" turns the default off."""
+        if self.lock_timeout is not None:
+            return None if self.lock_timeout.strip() == "0" else self.lock_timeout
+        return PRODUCTION_LOCK_TIMEOUT if self.environment == PRODUCTION else None
 
     @property
     def job_url(self) -> Secret:
@@ -183,6 +211,10 @@ class Settings:
     webhooks_file: Path | None = None
     webhooks_environ: Mapping[str, str] = field(default_factory=dict, repr=False)
     public_url: str = ""
+    # Server-sent event streams: each holds a thread for its whole life.
+    max_streams: int | None = None  # None: a quarter of the threads (at least one)
+    stream_seconds: float = 300.0  # then the stream ends; clients resume with Last-Event-ID
+    stream_keepalive_seconds: float = 15.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -213,6 +245,7 @@ class Settings:
             worker_concurrency=_positive_int(env, "MIGCTL_WORKER_CONCURRENCY", default=1),
             runner_environ=_runner_environ(env, databases),
             **_chat(env),
+            **_streams(env),
         )
 
     def database(self, name: str) -> ManagedDatabase | None:
@@ -223,6 +256,11 @@ class Settings:
         """Long polls one process serves at once: a waiter holds a thread, and the others
         must stay free for probes and quick requests (0 with one thread: none waits)."""
         return self.threads // 2 if self.max_waiters is None else self.max_waiters
+
+    @property
+    def stream_limit(self) -> int:
+        """Event streams one process serves at once, beside its long polls."""
+        return max(1, self.threads // 4) if self.max_streams is None else self.max_streams
 
     def secret_values(self) -> list[str]:
         """Every secret of every database, and the control database's password."""
@@ -295,6 +333,14 @@ def _seconds(env: Mapping[str, str], key: str, default: float) -> float:
     if not 0 <= value < 86_400:
         raise ConfigError(f"{key} must be a number of seconds, not {raw!r}.", key=key)
     return value
+
+
+def _streams(env: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "max_streams": _count(env, "MIGCTL_MAX_STREAMS"),
+        "stream_seconds": _seconds(env, "MIGCTL_STREAM_SECONDS", default=300.0),
+        "stream_keepalive_seconds": _seconds(env, "MIGCTL_STREAM_KEEPALIVE_SECONDS", default=15.0),
+    }
 
 
 def _worker_timings(env: Mapping[str, str]) -> dict[str, Any]:
@@ -472,6 +518,9 @@ def _database_from_table(
         migration_url=Secret(migration_url) if migration_url else None,
         lock=_lock(table, where),
         **_approval_policy(table, where),
+        lint=_table_choice(table, "lint", LINT_POLICIES, where),
+        lock_timeout=_duration(table, "lock_timeout", where),
+        statement_timeout=_duration(table, "statement_timeout", where),
         url_variables=tuple(v for v in (url_variable, migration_variable) if v),
     )
 
@@ -515,6 +564,23 @@ def _string(table: Mapping[str, Any], key: str, where: str) -> str:
     value = table.get(key, "")
     if not isinstance(value, str):
         raise ConfigError(f"{where}: key {key!r} must be a string.")
+    return value
+
+
+def _table_choice(
+    table: Mapping[str, Any], key: str, choices: tuple[str, ...], where: str
+) -> str | None:
+    value = _string(table, key, where) or None
+    if value is not None and value not in choices:
+        raise ConfigError(f"{where}: key {key!r} is one of {', '.join(choices)}, not {value!r}.")
+    return value
+
+
+def _duration(table: Mapping[str, Any], key: str, where: str) -> str | None:
+    """A PostgreSQL duration ("5s", "500ms", "2min"; "0" for none): it goes into a SET."""
+    value = _string(table, key, where) or None
+    if value is not None and not _DURATION.match(value):
+        raise ConfigError(f'{where}: key {key!r} is a duration such as "5s" or "500ms".')
     return value
 
 

@@ -54,10 +54,12 @@ STATUSES = {
     "forbidden": 403,
     "policy-refused": 403,
     "auth-unavailable": 503,
+    "too-many-streams": 503,
     "self-approval": 403,
     "approval-conflict": 409,
     "approval-stale": 409,
     "webhook-not-found": 404,
+    "lint-blocked": 422,
 }
 
 

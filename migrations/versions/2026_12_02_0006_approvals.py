@@ -1,7 +1,7 @@
 """Two-person approval (operations wait for approvers) and the webhook outbox
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02 06:30:00
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 from alembic.operations import BatchOperations
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

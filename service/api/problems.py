@@ -22,6 +22,7 @@ from service.errors import (
     ForbiddenError,
     IdempotencyKeyReusedError,
     JobStartError,
+    LintBlockedError,
     MigctlError,
     MigrationFailedError,
     MultipleHeadsError,
@@ -35,6 +36,7 @@ from service.errors import (
     RevisionNotFoundError,
     RevisionSpecError,
     SelfApprovalError,
+    StreamsBusyError,
     TransactionPoolerError,
     UnauthenticatedError,
     UnknownDatabaseRevisionError,
@@ -67,10 +69,12 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     AuthUnavailableError: (503, "Authentication unavailable"),
     ForbiddenError: (403, "Forbidden"),
     PolicyRefusedError: (403, "Refused by the database's policy"),
+    StreamsBusyError: (503, "Too many event streams"),
     SelfApprovalError: (403, "Requester cannot approve"),
     ApprovalConflictError: (409, "Operation not awaiting this decision"),
     ApprovalStaleError: (409, "Plan or revision files changed"),
     WebhookNotFoundError: (404, "Webhook not found"),
+    LintBlockedError: (422, "Blocked by the SQL lint"),
 }
 
 # Codes for errors raised by Flask, werkzeug and webargs rather than by migctl.

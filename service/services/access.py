@@ -24,6 +24,7 @@ class Permission(StrEnum):
     STAMP = "stamp"
     APPROVE = "approve"
     WEBHOOKS = "webhooks"  # redeliver webhook deliveries
+    OVERRIDE = "override"  # acknowledge lint findings, accept modified revisions, release locks
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {

@@ -17,6 +17,7 @@ from service.errors import (
 )
 from service.lifecycle import Status
 from service.migrator.plans import plan_steps, step_direction, step_revision
+from service.services import events
 from service.services.access import Permission
 from service.services.context import RequestContext
 from service.services.registry import Managed, Registry
@@ -200,6 +201,7 @@ def _move(connection: sa.Connection, record: OperationRecord, decision: str) -> 
             to_status=Status.REJECTED,
             values={"finished_at": utcnow()},
         )
+        events.emit(connection, record.id, events.status_kind(Status.REJECTED))
         return
     approved = [
         a for a in store_approvals.list_for(connection, record.id) if a.decision == APPROVED
@@ -208,6 +210,7 @@ def _move(connection: sa.Connection, record: OperationRecord, decision: str) -> 
         ops.transition(
             connection, record.id, from_status=Status.AWAITING_APPROVAL, to_status=Status.QUEUED
         )
+        events.emit(connection, record.id, events.QUEUED)
         ops.notify_queued(connection)
 
 
@@ -227,6 +230,7 @@ def expire_overdue(store: ControlStore) -> list[int]:
             if moved and record is not None:
                 event = _event(record, "approval.expired", Status.EXPIRED, RequestContext(SYSTEM))
                 audit.append(connection, event)
+                events.emit(connection, operation_id, events.status_kind(Status.EXPIRED))
                 expired.append(operation_id)
     return expired
 

@@ -59,6 +59,7 @@ operations = sa.Table(
     sa.Column("approvals_required", sa.Integer),
     sa.Column("approval_expires_at", sa.DateTime(timezone=True)),
     sa.Column("approval_binding", sa.JSON),
+    sa.Column("lint", sa.JSON),  # findings of the planned SQL when it was queued
     sa.CheckConstraint(f"status IN {STATUSES!r}", name="status"),
     sa.CheckConstraint(f"action IN {ACTIONS!r}", name="action"),
     sa.UniqueConstraint("actor", "idempotency_key"),
@@ -129,6 +130,21 @@ workers = sa.Table(
     sa.Index("ix_migctl_workers_seen_at", "seen_at"),
 )
 
+# What happened to operations, in commit order: `id` is the server-sent event id a client
+# resumes from (Last-Event-ID), so a row must never become visible behind a larger id.
+events = sa.Table(
+    "migctl_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("operation_id", sa.Integer, nullable=False),
+    sa.Column("database", sa.String(63), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_migctl_events_operation_id_id", "operation_id", "id"),
+    sa.Index("ix_migctl_events_database_id", "database", "id"),
+)
+
 # Each approval or rejection of an operation, with what the approver saw (the binding).
 approvals = sa.Table(
     "migctl_approvals",
@@ -184,4 +200,19 @@ webhooks_disabled = sa.Table(
     sa.Column("url_sha256", sa.String(64), nullable=False),
     sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
+)
+
+# The sha256 of each revision file when migctl applied or stamped it (a Flyway-like ledger):
+# an edit after the fact shows as `modified` in /verify.
+revision_checksums = sa.Table(
+    "migctl_revision_checksums",
+    metadata,
+    sa.Column("database", sa.String(63), nullable=False),
+    sa.Column("revision", sa.String(255), nullable=False),
+    sa.Column("path", sa.String(1024), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("operation_id", sa.Integer),
+    sa.PrimaryKeyConstraint("database", "revision"),
 )
