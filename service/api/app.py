@@ -25,6 +25,7 @@ from service.api.resources import (
     revisions,
     safety,
     streams,
+    summaries,
     webhooks,
 )
 from service.api.slots import STREAMS, WAITERS, Slots
@@ -80,7 +81,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     for converter, schema in CONVERTERS.values():
         api.register_converter(converter, converter_schema(schema))
-    for resource in (databases, revisions, previews, operations, audit, streams, safety, webhooks):
+    for resource in (
+        databases,
+        revisions,
+        previews,
+        operations,
+        audit,
+        streams,
+        safety,
+        webhooks,
+        summaries,
+    ):
         api.register_blueprint(resource.blp, url_prefix="/api/v1")
     api.register_blueprint(health.blp)
     app.register_blueprint(docs.page)

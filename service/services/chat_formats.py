@@ -66,7 +66,7 @@ def slack_blocks(message: Message) -> list[dict[str, Any]]:
 
 def slack(message: Message) -> dict[str, Any]:
     """An incoming-webhook message (Slack, Mattermost): `text` is the notification's line."""
-    return {"text": short(message.text, SLACK_TEXT), "blocks": slack_blocks(message)}
+    return {"text": short(_mrkdwn(message.text), SLACK_TEXT), "blocks": slack_blocks(message)}
 
 
 def discord(message: Message) -> dict[str, Any]:

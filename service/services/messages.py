@@ -156,3 +156,32 @@ def event_message(event: AuditEvent, environment: str) -> Message:
         occurred_at=event.occurred_at,
         data={"event_id": event.id, "database": event.database, "actor": event.actor},
     )
+
+
+def database_message(
+    name: str,
+    environment: str,
+    state: str,
+    last: OperationRecord | None,
+    public_url: str,
+) -> Message:
+    """A database at a glance: where its schema is, and its last operation."""
+    where = f"{name} ({environment})" if environment else name
+    text = f"{where} {state}."
+    facts = [("Database", name), ("Environment", environment or "-"), ("Schema", state)]
+    if last is not None:
+        took = duration(last)
+        text += (
+            f" Last operation {last.id}: {last.action} to {last.revision}, asked by "
+            f"{person(last)}, {last.status.replace('_', ' ')}"
+            + (f" after {took}." if took else ".")
+        )
+        facts.append(("Last operation", f"{last.id} {last.action} {last.status}"))
+    return Message(
+        event="database.summary",
+        title=f"{where}: {state}",
+        text=text,
+        facts=tuple(facts),
+        link=operation_link(public_url, last.id if last else None),
+        tone=_tone(last.status) if last else "neutral",
+    )
