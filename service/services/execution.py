@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from service import metrics
 from service.errors import DatabaseNotFoundError, JobStartError, MigctlError
 from service.lifecycle import JobEnd, Status
 from service.migrator.jobs import (
@@ -110,6 +111,7 @@ def record_event(
             ops.add_step(connection, record.id, step)
             events.emit(connection, record.id, events.STEP_FINISHED, _step_summary(step))
             _step_starts(connection, record.id)
+        metrics.STEP_DURATION.labels(step.direction).observe(step.duration_ms / 1000)
         return None
     status = Status.SUCCEEDED if event.error is None else Status.FAILED
     ended = finish(registry, store, record, worker_id, status, event.heads_after, event.error)
@@ -165,6 +167,8 @@ def finish(
     if error is not None:
         values.update(_error_values(error))
     details = {"heads_after": heads_after, **({"error": error.detail} if error else {})}
+    if error is not None and "committed_statements" in error.context:
+        details["committed_statements"] = error.context["committed_statements"]
     with store.transaction() as connection:
         moved = ops.transition(
             connection,
@@ -179,7 +183,15 @@ def finish(
             event = _event(record, f"operation.{status}", status, worker_id, details)
             audit.append(connection, event)
             events.emit(connection, record.id, events.status_kind(status))
+    if moved:
+        _observe_end(record, status)
     return status if moved else None
+
+
+def _observe_end(record: OperationRecord, status: Status) -> None:
+    if record.started_at is not None:
+        seconds = (utcnow() - record.started_at).total_seconds()
+        metrics.OPERATION_DURATION.labels(record.action, str(status)).observe(seconds)
 
 
 def _reconcile_steps(
@@ -226,6 +238,8 @@ def interrupt(
             event = _event(record, "operation.interrupted", Status.INTERRUPTED, worker, details)
             audit.append(connection, event)
             events.emit(connection, record.id, events.status_kind(Status.INTERRUPTED))
+    if moved:
+        _observe_end(record, Status.INTERRUPTED)
     return moved
 
 
@@ -271,10 +285,24 @@ def _error_values(error: MigctlError) -> dict[str, Any]:
     return {
         "error_code": error.code,
         "error_type": context.get("error_type") or type(error).__name__,
-        "error_message": error.detail,
+        "error_message": _with_committed(error.detail, context.get("committed_statements")),
         "failed_revision": context.get("revision"),
         "failed_sql": context.get("sql"),
     }
+
+
+def _with_committed(message: str, committed: list[str] | None) -> str:
+    """On MySQL and MariaDB each DDL statement commits: say what of the failed step stays done,
+    so the operator knows what to clean up (None: a backend whose step rolled back whole)."""
+    if committed is None:
+        return message
+    if not committed:
+        return f"{message}\nNone of the failed step's statements had committed."
+    shown = "".join(f"{statement};\n" for statement in committed)
+    return (
+        f"{message}\nAlready committed by the failed step (MySQL and MariaDB commit DDL as it "
+        f"goes; undo these before retrying):\n{shown}"
+    )
 
 
 def _event(
