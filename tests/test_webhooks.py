@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import http.server
 import json
 import os
@@ -20,9 +21,15 @@ from service.api.app import create_app
 from service.api.context import SERVICES
 from service.services import webhooks
 from service.services.access import Role
+from service.services.control import upgrade_control_schema
 from service.services.tokens import new_token, token_entry
+from service.services.webhook_file import WebhooksFile
+from service.services.webhook_http import Attempt
 from service.services.wiring import Services
-from tests.helpers import free_port, managed, settings_for
+from service.store import webhooks as outbox
+from service.store.db import ControlStore
+from service.worker.deliveries import Courier
+from tests.helpers import PostgresServer, free_port, fresh_control_url, managed, settings_for
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 
@@ -288,9 +295,78 @@ def test_the_delivery_row_is_written_with_the_audit_event_or_not_at_all(
 
 
 def _body(client: FlaskClient, delivery_id: int) -> str:
-    from service.store import webhooks as outbox
-
     with services_of(client).store.transaction() as connection:
         found = outbox.get(connection, delivery_id)
     assert found is not None
     return found.body
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def store(request: pytest.FixtureRequest) -> Iterator[ControlStore]:
+    if request.param == "sqlite":
+        made = ControlStore(fresh_control_url())
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        made = ControlStore(server.create_database())
+        upgrade_control_schema(made)
+    yield made
+    made.dispose()
+
+
+def test_concurrent_couriers_never_send_a_delivery_twice(
+    store: ControlStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "webhooks.toml"
+    write_hooks(path, {"chat": 'url = "https://hooks.example.com/x"'})
+    hooks = WebhooksFile(path, {"HOOK_SECRET": SECRET})
+    now = dt.datetime.now(dt.UTC)
+    with store.transaction() as connection:
+        for n in range(60):
+            outbox.insert(
+                connection,
+                {
+                    "webhook": "chat",
+                    "event_id": n,
+                    "event_type": "operation.requested",
+                    "body": "{}",
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                },
+            )
+    sent: list[str] = []
+
+    def send(_hook: Any, message_id: str, _body: str) -> Attempt:
+        sent.append(message_id)
+        time.sleep(0.001)
+        return Attempt(200)
+
+    def courier() -> None:
+        while webhooks.deliver_due(store, hooks, limit=5, send=send):
+            pass
+
+    threads = [threading.Thread(target=courier) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(sent) == 60 and len(set(sent)) == 60
+
+
+def test_a_workers_courier_delivers_while_the_worker_runs(
+    hooked: Callable[..., tuple[FlaskClient, Path]], receiver: Receiver
+) -> None:
+    client, _ = hooked({"chat": local(receiver, 'format = "slack"')})
+    found = services_of(client)
+    assert found.webhooks is not None
+    stopping = threading.Event()
+    with Courier(found.store, found.webhooks, stopping):
+        queue_upgrade(client)
+        deadline = time.monotonic() + 10
+        while not receiver.verified and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stopping.set()
+    (message,) = receiver.verified
+    assert message["text"].startswith("db: upgrade to heads, asked by root, is queued")
+    assert message["blocks"][0]["type"] == "header"
