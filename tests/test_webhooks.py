@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import http.server
 import json
@@ -94,12 +95,13 @@ def hooked(
 ) -> Callable[..., tuple[FlaskClient, Path]]:
     """An app whose webhooks file holds `hooks` (name -> TOML lines)."""
 
-    def make(hooks: dict[str, str]) -> tuple[FlaskClient, Path]:
+    def make(hooks: dict[str, str], **policy: Any) -> tuple[FlaskClient, Path]:
         path = tmp_path / "webhooks.toml"
         write_hooks(path, hooks)
         tokens = tmp_path / "tokens.toml"
         tokens.write_text(token_entry("root", Role.ADMIN, [], ADMIN))
         database = managed("db", project("linear"), f"sqlite:///{tmp_path / 'db.sqlite'}")
+        database = dataclasses.replace(database, **policy)
         settings = settings_for(
             database,
             tokens_file=tokens,
@@ -370,3 +372,21 @@ def test_a_workers_courier_delivers_while_the_worker_runs(
     (message,) = receiver.verified
     assert message["text"].startswith("db: upgrade to heads, asked by root, is queued")
     assert message["blocks"][0]["type"] == "header"
+
+
+def test_approval_requests_and_decisions_reach_the_channel(
+    hooked: Callable[..., tuple[FlaskClient, Path]], receiver: Receiver
+) -> None:
+    client, _ = hooked(
+        {"chat": local(receiver, 'events = ["approval.*"]\nformat = "slack"')},
+        require_approval=True,
+        environment="production",
+    )
+    operation_id = queue_upgrade(client)
+    rejected = call(client, "POST", f"/operations/{operation_id}/reject", reason="freeze week")
+    assert rejected.status_code == 200
+    deliver_until_settled(client)
+    asked, decided = receiver.verified
+    assert "db (production): upgrade to heads, asked by root, is awaiting approval" in asked["text"]
+    assert "needs 1 approval before" in asked["text"] and "approve permission" in asked["text"]
+    assert decided["text"].endswith("root rejected it: freeze week")
