@@ -21,6 +21,7 @@ from service.api.resources import (
     databases,
     fleet,
     health,
+    integrations,
     operations,
     previews,
     revisions,
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         safety,
         webhooks,
         summaries,
+        integrations,
         fleet,
         rollouts,
     )

@@ -58,10 +58,33 @@ def slack_blocks(message: Message) -> list[dict[str, Any]]:
     if message.error:
         code = short(_mrkdwn(message.error), SLACK_TEXT - 8)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{code}```"}})
+    elements = _approval_buttons(message)
     if message.link:
         button = {"type": "button", "text": {"type": "plain_text", "text": "Open operation"}}
-        blocks.append({"type": "actions", "elements": [{**button, "url": message.link}]})
+        elements.append({**button, "url": message.link})
+    if elements:
+        blocks.append({"type": "actions", "elements": elements})
     return blocks
+
+
+def _approval_buttons(message: Message) -> list[dict[str, Any]]:
+    """Approve and Reject, for a Slack app whose interactivity URL is migctl's (optional)."""
+    operation = message.data.get("operation") or {}
+    if message.event != "approval.requested" or operation.get("id") is None:
+        return []
+    return [
+        {
+            "type": "button",
+            "text": {"type": "plain_text", "text": label},
+            "style": style,
+            "action_id": action,
+            "value": str(operation["id"]),
+        }
+        for label, style, action in (
+            ("Approve", "primary", "migctl_approve"),
+            ("Reject", "danger", "migctl_reject"),
+        )
+    ]
 
 
 def slack(message: Message) -> dict[str, Any]:

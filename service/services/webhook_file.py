@@ -85,15 +85,23 @@ class WebhooksFile:
         self.path, self.environ = path, environ
         self._lock = threading.Lock()
         self._stat = _stat(path)
-        self._hooks = parse_file(path, environ)  # a bad file stops migctl at start
+        self._hooks, self._slack = parse_file(path, environ)  # a bad file stops migctl
 
     def webhooks(self) -> tuple[Webhook, ...]:
+        self._reload_if_changed()
+        return self._hooks
+
+    def slack(self) -> SlackApp | None:
+        """The Slack app whose buttons approve, when the file has a [slack] table."""
+        self._reload_if_changed()
+        return self._slack
+
+    def _reload_if_changed(self) -> None:
         stat = _stat(self.path)
         if stat != self._stat:
             with self._lock:
                 if stat != self._stat:
                     self._reload(stat)
-        return self._hooks
 
     def get(self, name: str) -> Webhook | None:
         return next((hook for hook in self.webhooks() if hook.name == name), None)
@@ -101,7 +109,7 @@ class WebhooksFile:
     def _reload(self, stat: tuple[int, int, int]) -> None:
         self._stat = stat
         try:
-            self._hooks = parse_file(self.path, self.environ)
+            self._hooks, self._slack = parse_file(self.path, self.environ)
             logger.info("webhooks file reloaded: %d webhooks", len(self._hooks))
         except ConfigError as exc:
             logger.error("webhooks file refused, the previous one stays: %s", exc.detail)
@@ -115,18 +123,45 @@ def _stat(path: Path) -> tuple[int, int, int]:
     return (status.st_mtime_ns, status.st_size, status.st_ino)
 
 
-def parse_file(path: Path, environ: Mapping[str, str]) -> tuple[Webhook, ...]:
+def parse_file(
+    path: Path, environ: Mapping[str, str]
+) -> tuple[tuple[Webhook, ...], SlackApp | None]:
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found (MIGCTL_WEBHOOKS_FILE).") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read as TOML: {exc}") from None
-    extra = sorted(set(document) - {"webhooks"})
+    extra = sorted(set(document) - {"webhooks", "slack"})
     tables = document.get("webhooks", {})
     if extra or not isinstance(tables, dict):
-        raise ConfigError(f"{path}: only [webhooks.<name>] tables are allowed.")
-    return tuple(_webhook(f"{path}: webhook {n!r}", n, t, environ) for n, t in tables.items())
+        raise ConfigError(f"{path}: only [webhooks.<name>] and [slack] tables are allowed.")
+    hooks = tuple(_webhook(f"{path}: webhook {n!r}", n, t, environ) for n, t in tables.items())
+    slack = document.get("slack")
+    return hooks, None if slack is None else _slack(f"{path}: [slack]", slack, environ)
+
+
+@dataclass(frozen=True)
+class SlackApp:
+    """A Slack app's interactivity: its signing secret, and which Slack users approve as whom."""
+
+    signing_secret: Secret
+    approvers: Mapping[str, str]  # Slack user id -> the person recorded as actor
+
+
+def _slack(where: str, table: Any, environ: Mapping[str, str]) -> SlackApp:
+    if not isinstance(table, dict) or set(table) - {"signing_secret_env", "approvers"}:
+        raise ConfigError(f"{where}: keys are signing_secret_env and approvers.")
+    variable = table.get("signing_secret_env")
+    secret = environ.get(str(variable)) if variable else None
+    if not secret:
+        raise ConfigError(f"{where}: signing_secret_env must name a set variable.")
+    approvers = table.get("approvers", {})
+    if not isinstance(approvers, dict) or not all(
+        isinstance(v, str) and _NAME.match(v) for v in approvers.values()
+    ):
+        raise ConfigError(f"{where}: approvers maps Slack user ids to names (1-63 characters).")
+    return SlackApp(Secret(secret), dict(approvers))
 
 
 def _webhook(where: str, name: str, table: Any, environ: Mapping[str, str]) -> Webhook:
