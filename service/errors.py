@@ -256,6 +256,30 @@ class PolicyRefusedError(MigctlError):
     members = ("database",)
 
 
+class SelfApprovalError(MigctlError):
+    """The requester (same token, or the same person on whose behalf) approves its own."""
+
+    code = "self-approval"
+    advice = "ask another person with the approve permission"
+    members = ("operation_id",)
+
+
+class ApprovalConflictError(MigctlError):
+    """The operation no longer awaits approval, or this person already decided on it."""
+
+    code = "approval-conflict"
+    advice = "read the operation: it moved on, or your decision is already recorded"
+    members = ("operation_id", "operation_status")
+
+
+class ApprovalStaleError(MigctlError):
+    """The plan or a revision file changed since the operation was requested or approved."""
+
+    code = "approval-stale"
+    advice = "nothing ran: review the new plan and request the operation again"
+    members = ("operation_id", "changed")
+
+
 class TransactionPoolerError(MigctlError):
     """The migration connection goes through a transaction pooler: a session lock would leak."""
 
@@ -269,6 +293,13 @@ class LintBlockedError(MigctlError):
     code = "lint-blocked"
     advice = "fix the revisions, opt out in the revision, or have an admin `acknowledge` rules"
     members = ("findings", "rules")
+
+
+class StreamsBusyError(MigctlError):
+    """This API process serves as many event streams as it may; a thread must stay free."""
+
+    code = "too-many-streams"
+    advice = "retry after `Retry-After`, or fall back to `?wait=` polling"
 
 
 def _by_code() -> dict[str, type[MigctlError]]:

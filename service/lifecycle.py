@@ -16,12 +16,15 @@ class Action(StrEnum):
 class Status(StrEnum):
     """Where an operation is in its life; see TRANSITIONS for how it moves."""
 
+    AWAITING_APPROVAL = "awaiting_approval"
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
 
     @property
     def finished(self) -> bool:
@@ -37,11 +40,24 @@ class StepOutcome(StrEnum):
 
 
 ACTIVE = frozenset({Status.QUEUED, Status.RUNNING})
-FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.INTERRUPTED, Status.CANCELLED})
+FINISHED = frozenset(
+    {
+        Status.SUCCEEDED,
+        Status.FAILED,
+        Status.INTERRUPTED,
+        Status.CANCELLED,
+        Status.REJECTED,
+        Status.EXPIRED,
+    }
+)
 
 # Every status change an operation may make, and who makes it. A guarded UPDATE
 # (`WHERE status = <from>`) carries each out, so two actors never both win.
 TRANSITIONS: dict[tuple[Status, Status], str] = {
+    (Status.AWAITING_APPROVAL, Status.QUEUED): "its last required approval is given",
+    (Status.AWAITING_APPROVAL, Status.REJECTED): "an approver rejects it",
+    (Status.AWAITING_APPROVAL, Status.EXPIRED): "no approval came within approval_ttl",
+    (Status.AWAITING_APPROVAL, Status.CANCELLED): "a caller cancels it",
     (Status.QUEUED, Status.RUNNING): "a worker claims it",
     (Status.QUEUED, Status.CANCELLED): "a caller cancels it",
     (Status.RUNNING, Status.SUCCEEDED): "its job ran every step",

@@ -47,6 +47,13 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_RUNNER_TIMEOUT_SECONDS",
         "MIGCTL_LOG_FORMAT",
         "MIGCTL_WORKER_CONCURRENCY",
+        # Event streams (server-sent events) of the API processes.
+        "MIGCTL_MAX_STREAMS",
+        "MIGCTL_STREAM_SECONDS",
+        "MIGCTL_STREAM_KEEPALIVE_SECONDS",
+        # Read by the `migctl` client commands only; a server ignores them.
+        "MIGCTL_URL",
+        "MIGCTL_TOKEN",
     }
 )
 DATABASE_KEYS = frozenset(
@@ -69,6 +76,9 @@ DATABASE_KEYS = frozenset(
         "lint",
         "lock_timeout",
         "statement_timeout",
+        "require_approval",
+        "approvals_required",
+        "approval_ttl",
     }
 )
 LINT_POLICIES = ("off", "warn", "block")
@@ -115,6 +125,10 @@ class ManagedDatabase:
             return None if self.lock_timeout.strip() == "0" else self.lock_timeout
         return PRODUCTION_LOCK_TIMEOUT if self.environment == PRODUCTION else None
 
+    require_approval: bool | None = None  # None: required when environment is production
+    approvals_required: int = 1  # distinct people, none of them the requester
+    approval_ttl_seconds: float = 86_400.0  # an operation awaiting approval expires after it
+
     @property
     def job_url(self) -> Secret:
         """The URL jobs migrate through: migration_url when set, else url."""
@@ -128,6 +142,13 @@ class ManagedDatabase:
         return explicit if explicit is not None else self.environment != PRODUCTION
 
     url_variables: tuple[str, ...] = ()  # environment variables its URLs came from
+
+    @property
+    def needs_approval(self) -> bool:
+        """The policy: operations wait for approvers in production unless told otherwise."""
+        if self.require_approval is not None:
+            return self.require_approval
+        return self.environment == PRODUCTION
 
     def secret_values(self) -> list[str]:
         """What must never be shown: the URLs' passwords and every env value not public."""
@@ -183,6 +204,10 @@ class Settings:
     # What project runners inherit: this environment without MIGCTL_* and the variables
     # that hold databases' URLs (url_env, migration_url_env).
     runner_environ: Mapping[str, str] = field(default_factory=dict)
+    # Server-sent event streams: each holds a thread for its whole life.
+    max_streams: int | None = None  # None: a quarter of the threads (at least one)
+    stream_seconds: float = 300.0  # then the stream ends; clients resume with Last-Event-ID
+    stream_keepalive_seconds: float = 15.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -212,6 +237,7 @@ class Settings:
             runner_timeout_seconds=_seconds(env, "MIGCTL_RUNNER_TIMEOUT_SECONDS", default=30.0),
             worker_concurrency=_positive_int(env, "MIGCTL_WORKER_CONCURRENCY", default=1),
             runner_environ=_runner_environ(env, databases),
+            **_streams(env),
         )
 
     def database(self, name: str) -> ManagedDatabase | None:
@@ -222,6 +248,11 @@ class Settings:
         """Long polls one process serves at once: a waiter holds a thread, and the others
         must stay free for probes and quick requests (0 with one thread: none waits)."""
         return self.threads // 2 if self.max_waiters is None else self.max_waiters
+
+    @property
+    def stream_limit(self) -> int:
+        """Event streams one process serves at once, beside its long polls."""
+        return max(1, self.threads // 4) if self.max_streams is None else self.max_streams
 
     def secret_values(self) -> list[str]:
         """Every secret of every database, and the control database's password."""
@@ -294,6 +325,14 @@ def _seconds(env: Mapping[str, str], key: str, default: float) -> float:
     if not 0 <= value < 86_400:
         raise ConfigError(f"{key} must be a number of seconds, not {raw!r}.", key=key)
     return value
+
+
+def _streams(env: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "max_streams": _count(env, "MIGCTL_MAX_STREAMS"),
+        "stream_seconds": _seconds(env, "MIGCTL_STREAM_SECONDS", default=300.0),
+        "stream_keepalive_seconds": _seconds(env, "MIGCTL_STREAM_KEEPALIVE_SECONDS", default=15.0),
+    }
 
 
 def _worker_timings(env: Mapping[str, str]) -> dict[str, Any]:
@@ -462,6 +501,7 @@ def _database_from_table(
         lint=_table_choice(table, "lint", LINT_POLICIES, where),
         lock_timeout=_duration(table, "lock_timeout", where),
         statement_timeout=_duration(table, "statement_timeout", where),
+        **_approval_policy(table, where),
         url_variables=tuple(v for v in (url_variable, migration_variable) if v),
     )
 
@@ -479,6 +519,19 @@ def _python(table: Mapping[str, Any], where: str, folder: Path) -> tuple[str, ..
         f"{where}: key 'python' is an interpreter's path or a non-empty list of strings (an "
         'argv prefix, e.g. ["/usr/bin/env", "PYTHONPATH=/srv/app", "/srv/app/.venv/bin/python"]).'
     )
+
+
+def _approval_policy(table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    count, ttl = table.get("approvals_required", 1), table.get("approval_ttl", 86_400)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10:
+        raise ConfigError(f"{where}: key 'approvals_required' must be a whole number 1-10.")
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 60 <= ttl <= 30 * 86_400:
+        raise ConfigError(f"{where}: key 'approval_ttl' must be 60 to 2592000 seconds.")
+    return {
+        "require_approval": _bool(table, "require_approval", where),
+        "approvals_required": count,
+        "approval_ttl_seconds": float(ttl),
+    }
 
 
 def _lock(table: Mapping[str, Any], where: str) -> str:

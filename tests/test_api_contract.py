@@ -55,6 +55,10 @@ STATUSES = {
     "policy-refused": 403,
     "auth-unavailable": 503,
     "lint-blocked": 422,
+    "too-many-streams": 503,
+    "self-approval": 403,
+    "approval-conflict": 409,
+    "approval-stale": 409,
 }
 
 

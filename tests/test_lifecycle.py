@@ -21,6 +21,10 @@ from tests.helpers import fresh_control_url
 
 def test_the_legal_moves_are_exactly_the_documented_ones() -> None:
     assert set(TRANSITIONS) == {
+        (Status.AWAITING_APPROVAL, Status.QUEUED),
+        (Status.AWAITING_APPROVAL, Status.REJECTED),
+        (Status.AWAITING_APPROVAL, Status.EXPIRED),
+        (Status.AWAITING_APPROVAL, Status.CANCELLED),
         (Status.QUEUED, Status.RUNNING),
         (Status.QUEUED, Status.CANCELLED),
         (Status.RUNNING, Status.SUCCEEDED),
@@ -34,8 +38,8 @@ def test_a_finished_operation_never_moves_again() -> None:
         assert not any(can_move(finished, target) for target in Status)
 
 
-def test_every_status_is_reachable_from_queued() -> None:
-    reached, frontier = {Status.QUEUED}, [Status.QUEUED]
+def test_every_status_is_reachable_from_awaiting_approval() -> None:
+    reached, frontier = {Status.AWAITING_APPROVAL}, [Status.AWAITING_APPROVAL]
     while frontier:
         source = frontier.pop()
         for target in Status:

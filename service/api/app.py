@@ -24,8 +24,9 @@ from service.api.resources import (
     previews,
     revisions,
     safety,
+    streams,
 )
-from service.api.slots import WAITERS, Slots
+from service.api.slots import STREAMS, WAITERS, Slots
 from service.api.smorest import Api
 from service.errors import MigctlError
 from service.services.wiring import build_services
@@ -39,6 +40,7 @@ CORS_RULES: dict[str, Any] = {
         "X-On-Behalf-Of",
         "X-Request-ID",
         "If-None-Match",
+        "Last-Event-ID",
     ],
     "expose_headers": [
         "Location",
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep schema field order
     app.extensions[SERVICES] = build_services(settings)
     app.extensions[WAITERS] = Slots(settings.waiter_limit)
+    app.extensions[STREAMS] = Slots(settings.stream_limit)
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
     app.teardown_request(_forget_log_context)
@@ -76,7 +79,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     for converter, schema in CONVERTERS.values():
         api.register_converter(converter, converter_schema(schema))
-    for resource in (databases, revisions, previews, operations, audit, safety):
+    for resource in (databases, revisions, previews, operations, audit, streams, safety):
         api.register_blueprint(resource.blp, url_prefix="/api/v1")
     api.register_blueprint(health.blp)
     app.register_blueprint(docs.page)

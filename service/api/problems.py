@@ -11,6 +11,8 @@ from werkzeug.exceptions import HTTPException
 from service.api.context import services
 from service.errors import (
     AmbiguousRevisionError,
+    ApprovalConflictError,
+    ApprovalStaleError,
     AuthUnavailableError,
     ConfigError,
     ControlDatabaseUnavailableError,
@@ -33,6 +35,8 @@ from service.errors import (
     RelativeStepError,
     RevisionNotFoundError,
     RevisionSpecError,
+    SelfApprovalError,
+    StreamsBusyError,
     TransactionPoolerError,
     UnauthenticatedError,
     UnknownDatabaseRevisionError,
@@ -65,6 +69,10 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     ForbiddenError: (403, "Forbidden"),
     PolicyRefusedError: (403, "Refused by the database's policy"),
     LintBlockedError: (422, "Blocked by the SQL lint"),
+    StreamsBusyError: (503, "Too many event streams"),
+    SelfApprovalError: (403, "Requester cannot approve"),
+    ApprovalConflictError: (409, "Operation not awaiting this decision"),
+    ApprovalStaleError: (409, "Plan or revision files changed"),
 }
 
 # Codes for errors raised by Flask, werkzeug and webargs rather than by migctl.

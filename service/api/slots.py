@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 WAITERS = "migctl.waiters"
+STREAMS = "migctl.streams"
 
 
 class Slots:
@@ -26,3 +27,11 @@ class Slots:
         finally:
             if taken and self._free is not None:
                 self._free.release()
+
+    def acquire(self) -> bool:
+        """Hold a slot beyond one block (a streamed response); True if one was free."""
+        return self._free is not None and self._free.acquire(blocking=False)
+
+    def release(self) -> None:
+        if self._free is not None:
+            self._free.release()

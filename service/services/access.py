@@ -13,6 +13,7 @@ class Role(StrEnum):
     VIEWER = "viewer"
     OPERATOR = "operator"
     ADMIN = "admin"
+    APPROVER = "approver"
 
 
 class Permission(StrEnum):
@@ -22,12 +23,14 @@ class Permission(StrEnum):
     DOWNGRADE = "downgrade"
     STAMP = "stamp"
     OVERRIDE = "override"  # acknowledge lint findings, accept modified revisions, release locks
+    APPROVE = "approve"
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset({Permission.READ}),
     Role.OPERATOR: frozenset({Permission.READ, Permission.UPGRADE, Permission.CANCEL}),
     Role.ADMIN: frozenset(Permission),
+    Role.APPROVER: frozenset({Permission.READ, Permission.APPROVE}),
 }
 
 

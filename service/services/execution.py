@@ -22,6 +22,8 @@ from service.migrator.jobs import (
     start_job,
 )
 from service.secrets import Redactor
+from service.services import events
+from service.services.approvals import check_unchanged
 from service.services.redaction import redacted_error
 from service.services.registry import Registry
 from service.store import audit
@@ -46,6 +48,7 @@ def claim_next(store: ControlStore, worker_id: str, lease_seconds: float) -> Ope
         if record is not None:
             event = _event(record, "operation.started", Status.RUNNING, worker_id)
             audit.append(connection, event)
+            events.emit(connection, record.id, events.status_kind(Status.RUNNING))
     return record
 
 
@@ -56,18 +59,24 @@ def heartbeat(store: ControlStore, operation_id: int, worker_id: str, lease_seco
 
 
 def begin(registry: Registry, record: OperationRecord, lock_wait_seconds: float) -> RunningJob:
-    """Start the claimed operation's job in its project's runner (MigctlError if it cannot)."""
+    """Start the claimed operation's job in its project's runner (MigctlError if it cannot).
+
+    An approved operation runs only what was approved: the same plan from the same heads
+    (checked again under the lock, as expected_current) and the same revision files.
+    """
+    check_unchanged(registry, record)
     managed = registry.get(record.database)
     table = managed.state.version_table
+    expected = record.expected_current
+    if expected is None and record.approval_binding is not None:
+        expected = list(record.approval_binding["heads"])
     job = Job(
         operation_id=record.id,
         database=managed.database,
         action=record.action,
         revision=record.revision,
         purge=record.purge,
-        expected_current=None
-        if record.expected_current is None
-        else tuple(record.expected_current),
+        expected_current=None if expected is None else tuple(expected),
         lock_wait_seconds=lock_wait_seconds,
         version_table=None if table is None else (table.name, table.schema),
     )
@@ -92,16 +101,37 @@ def record_event(
             "executing_at": utcnow(),
         }
         with store.transaction() as connection:
-            ops.update_running(connection, record.id, worker_id, values)
+            if ops.update_running(connection, record.id, worker_id, values):
+                _step_starts(connection, record.id)
         return None
     if isinstance(event, FinishedStep):
         step = _step_record(event, _redactor(registry, record.database))
         with store.transaction() as connection:
             ops.add_step(connection, record.id, step)
+            events.emit(connection, record.id, events.STEP_FINISHED, _step_summary(step))
+            _step_starts(connection, record.id)
         return None
     status = Status.SUCCEEDED if event.error is None else Status.FAILED
     ended = finish(registry, store, record, worker_id, status, event.heads_after, event.error)
     return ended or status
+
+
+def _step_starts(connection: sa.Connection, operation_id: int) -> None:
+    """The job runs its steps back to back: once one is recorded, the next has begun."""
+    following = events.next_step(connection, operation_id)
+    if following is not None:
+        events.emit(connection, operation_id, events.STEP_STARTED, following)
+
+
+def _step_summary(step: StepRecord) -> dict[str, Any]:
+    return {
+        "position": step.position,
+        "revision": step.revision,
+        "direction": step.direction,
+        "duration_ms": step.duration_ms,
+        "statement_count": step.statement_count,
+        "outcome": step.outcome,
+    }
 
 
 def _step_record(step: FinishedStep, redactor: Redactor) -> StepRecord:
@@ -148,6 +178,7 @@ def finish(
             _reconcile_steps(connection, registry, record, heads_after)
             event = _event(record, f"operation.{status}", status, worker_id, details)
             audit.append(connection, event)
+            events.emit(connection, record.id, events.status_kind(status))
     return status if moved else None
 
 
@@ -194,6 +225,7 @@ def interrupt(
             details = {"reason": reason, "heads_after": heads_after}
             event = _event(record, "operation.interrupted", Status.INTERRUPTED, worker, details)
             audit.append(connection, event)
+            events.emit(connection, record.id, events.status_kind(Status.INTERRUPTED))
     return moved
 
 

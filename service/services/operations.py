@@ -22,6 +22,7 @@ from service.errors import (
 from service.lifecycle import Status
 from service.migrator.plans import plan_steps, resolve_targets, step_direction, step_revision
 from service.secrets import Redactor
+from service.services import approvals, events
 from service.services import audit as audit_service
 from service.services.access import ANONYMOUS, Permission, Principal, check_policy
 from service.services.context import RequestContext
@@ -94,15 +95,11 @@ def request_operation(
         raise
     values = _new_operation(name, request, context, plan, idempotency_key, fingerprint)
     values["lint"] = lint
+    values.update(approvals.approval_values(managed, _binding(managed, plan)))
     try:
         with store.transaction() as connection:
             record = ops.insert(connection, values)
-            details: dict[str, Any] = {"revision": record.revision, "action": record.action}
-            if request.acknowledge:
-                details["acknowledged"] = list(request.acknowledge)
-            event = _event(record, "operation.requested", "accepted", context, details)
-            audit.append(connection, event)
-            ops.notify_queued(connection)
+            _record_request(connection, record, context, request.acknowledge)
     except sa.exc.IntegrityError:  # the same key raced in from a concurrent retry
         try:
             replayed = _replay(store, context, idempotency_key or "", fingerprint)
@@ -113,6 +110,44 @@ def request_operation(
             raise
         return replayed
     return record
+
+
+def _record_request(
+    connection: sa.Connection,
+    record: OperationRecord,
+    context: RequestContext,
+    acknowledged: tuple[str, ...] = (),
+) -> None:
+    """Audit the request; one awaiting approval also asks the approvers, else wakes workers.
+
+    Lint rules an admin acknowledged are on its `operation.requested` event."""
+    requested: dict[str, Any] = {"revision": record.revision, "action": record.action}
+    if acknowledged:
+        requested["acknowledged"] = list(acknowledged)
+    if record.status != Status.AWAITING_APPROVAL:
+        event = _event(record, "operation.requested", "accepted", context, requested)
+        audit.append(connection, event)
+        events.emit(connection, record.id, events.QUEUED)
+        ops.notify_queued(connection)
+        return
+    event = _event(record, "operation.requested", record.status, context, requested)
+    audit.append(connection, event)
+    events.emit(connection, record.id, events.status_kind(record.status))
+    details = {
+        "approvals_required": record.approvals_required,
+        "expires_at": record.approval_expires_at.isoformat()
+        if record.approval_expires_at
+        else None,
+        "approvers": approvals.APPROVERS,
+        "review": record.approval_binding,
+    }
+    audit.append(connection, _event(record, "approval.requested", record.status, context, details))
+
+
+def _binding(managed: Managed, plan: Plan) -> dict[str, Any]:
+    graph = managed.graph()
+    files = {step["revision"]: graph.info(step["revision"]).sha256 for step in plan.steps}
+    return {"heads": list(plan.current), "plan": plan.steps, "files": files}
 
 
 def _replay(
@@ -278,24 +313,27 @@ def cancel_operation(
         if record is None or not context.principal.sees(record.database):
             raise OperationNotFoundError(operation_id)
         refusal = _cancel_refusal(context.principal, record)
+        source = Status.AWAITING_APPROVAL if record.status == Status.AWAITING_APPROVAL else None
         cancelled = refusal is None and ops.transition(
             connection,
             operation_id,
-            from_status=Status.QUEUED,
+            from_status=source or Status.QUEUED,
             to_status=Status.CANCELLED,
             values={"finished_at": utcnow()},
         )
         if not cancelled and refusal is None:
             now = ops.get(connection, operation_id) or record  # it may have moved meanwhile
             refusal = OperationConflictError(
-                f"Operation {operation_id} is {now.status}; only a queued operation can be "
-                "cancelled.",
+                f"Operation {operation_id} is {now.status}; only a queued operation, or one "
+                "awaiting approval, can be cancelled.",
                 operation_id=operation_id,
                 operation_status=now.status,
             )
         details = {} if refusal is None else {"code": refusal.code, "detail": refusal.detail}
         outcome = Status.CANCELLED if cancelled else "refused"
         audit.append(connection, _event(record, "operation.cancelled", outcome, context, details))
+        if cancelled:
+            events.emit(connection, operation_id, events.status_kind(Status.CANCELLED))
     if refusal is not None:
         raise refusal
     return get_operation(store, operation_id, principal=context.principal)

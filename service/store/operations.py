@@ -10,6 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from service.lifecycle import ACTIVE, Status, StepOutcome, require_move
+from service.store import approvals
+from service.store.approvals import ApprovalRecord
 from service.store.db import aware
 from service.store.tables import operation_steps, operations
 
@@ -64,7 +66,11 @@ class OperationRecord:
     failed_revision: str | None
     failed_sql: str | None
     lint: dict[str, Any] | None = None
+    approvals_required: int | None = None  # None: it needs no approval
+    approval_expires_at: dt.datetime | None = None
+    approval_binding: dict[str, Any] | None = None  # what approvers review: plan, file sha256s
     steps: tuple[StepRecord, ...] = ()
+    approvals: tuple[ApprovalRecord, ...] = ()  # with the steps: each decision, in order
 
     @property
     def finished(self) -> bool:
@@ -78,14 +84,19 @@ _TIMES = (
     "finished_at",
     "heartbeat_at",
     "lease_expires_at",
+    "approval_expires_at",
 )
 
 
-def _record(row: sa.Row[Any], steps: Sequence[StepRecord] = ()) -> OperationRecord:
+def _record(
+    row: sa.Row[Any],
+    steps: Sequence[StepRecord] = (),
+    decisions: Sequence[ApprovalRecord] = (),
+) -> OperationRecord:
     values = dict(row._mapping)
     for key in _TIMES:
         values[key] = aware(values[key])
-    return OperationRecord(**values, steps=tuple(steps))
+    return OperationRecord(**values, steps=tuple(steps), approvals=tuple(decisions))
 
 
 def insert(connection: sa.Connection, values: Mapping[str, Any]) -> OperationRecord:
@@ -102,7 +113,10 @@ def get(
     row = connection.execute(sa.select(operations).where(operations.c.id == operation_id)).first()
     if row is None:
         return None
-    return _record(row, list_steps(connection, operation_id) if with_steps else ())
+    if not with_steps:
+        return _record(row)
+    steps = list_steps(connection, operation_id)
+    return _record(row, steps, approvals.list_for(connection, operation_id))
 
 
 def find_by_idempotency_key(

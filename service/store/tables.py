@@ -1,4 +1,4 @@
-"""The control tables (operations, their steps, audit events, workers), with named constraints."""
+"""The control tables (operations, steps, audit, workers, approvals, webhook outbox)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ operations = sa.Table(
     sa.Column("expected_current", sa.JSON),
     sa.Column("purge", sa.Boolean, nullable=False, default=False),
     sa.Column("reason", sa.Text),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
     sa.Column("actor", sa.String(255), nullable=False),
     sa.Column("on_behalf_of", sa.String(255)),
     sa.Column("request_id", sa.String(64)),
@@ -55,6 +55,11 @@ operations = sa.Table(
     sa.Column("failed_revision", sa.String(255)),
     sa.Column("failed_sql", sa.Text),
     sa.Column("lint", sa.JSON),  # findings of the planned SQL when it was queued
+    # Two-person approval: how many approvals it needs (null: none), until when, and what
+    # the approvers review (the plan and each revision file's sha256 when it was requested).
+    sa.Column("approvals_required", sa.Integer),
+    sa.Column("approval_expires_at", sa.DateTime(timezone=True)),
+    sa.Column("approval_binding", sa.JSON),
     sa.CheckConstraint(f"status IN {STATUSES!r}", name="status"),
     sa.CheckConstraint(f"action IN {ACTIONS!r}", name="action"),
     sa.UniqueConstraint("actor", "idempotency_key"),
@@ -138,4 +143,76 @@ revision_checksums = sa.Table(
     sa.Column("actor", sa.String(255), nullable=False),
     sa.Column("operation_id", sa.Integer),
     sa.PrimaryKeyConstraint("database", "revision"),
+)
+
+# What happened to operations, in commit order: `id` is the server-sent event id a client
+# resumes from (Last-Event-ID), so a row must never become visible behind a larger id.
+events = sa.Table(
+    "migctl_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("operation_id", sa.Integer, nullable=False),
+    sa.Column("database", sa.String(63), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_migctl_events_operation_id_id", "operation_id", "id"),
+    sa.Index("ix_migctl_events_database_id", "database", "id"),
+)
+
+# Each approval or rejection of an operation, with what the approver saw (the binding).
+approvals = sa.Table(
+    "migctl_approvals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "operation_id",
+        sa.Integer,
+        sa.ForeignKey("migctl_operations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("on_behalf_of", sa.String(255)),
+    sa.Column("reason", sa.Text),
+    sa.Column("binding", sa.JSON, nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("decision IN ('approved', 'rejected')", name="decision"),
+    sa.Index("ix_migctl_approvals_operation_id", "operation_id"),
+)
+
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+# The webhook outbox: one row per (audit event, subscription), written in the event's own
+# transaction; any worker claims due rows and delivers them, at least once.
+webhook_deliveries = sa.Table(
+    "migctl_webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("webhook", sa.String(63), nullable=False),
+    sa.Column("event_id", sa.Integer, nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("database", sa.String(63)),
+    sa.Column("operation_id", sa.Integer),
+    sa.Column("body", sa.Text, nullable=False),  # signed and sent as is on every attempt
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_attempt_at", sa.DateTime(timezone=True)),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.CheckConstraint(f"status IN {DELIVERY_STATUSES!r}", name="status"),
+    sa.Index("ix_migctl_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    sa.Index("ix_migctl_webhook_deliveries_webhook_id", "webhook", "id"),
+)
+
+# Subscriptions a receiver answered 410 Gone: off until the file gives them another URL.
+webhooks_disabled = sa.Table(
+    "migctl_webhooks_disabled",
+    metadata,
+    sa.Column("webhook", sa.String(63), primary_key=True),
+    sa.Column("url_sha256", sa.String(64), nullable=False),
+    sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
 )

@@ -17,7 +17,7 @@ from service import logcontext
 from service.errors import MigctlError
 from service.lifecycle import JobEnd, Status
 from service.retrying import Backoff, Outage, until_done
-from service.services import execution
+from service.services import approvals, execution
 from service.services.control import DATABASE_ERRORS, UNAVAILABLE
 from service.services.execution import OperationRecord, QueueListener
 from service.services.wiring import Services, build_services
@@ -79,6 +79,7 @@ class Worker:
     def _once(self) -> bool:
         """Reap, then claim operations while a slot is free; False when it claimed none."""
         execution.reap_expired(self.registry, self.store, self.worker_id)
+        approvals.expire_overdue(self.store)
         claimed = False
         while self._free_slots() and not self.stopping.is_set():
             record = execution.claim_next(self.store, self.worker_id, self.settings.lease_seconds)

@@ -22,6 +22,7 @@ from service.api.lint_schemas import LintSchema
 from service.api.problems import operation_error_codes
 from service.api.smorest import Blueprint
 from service.lifecycle import Action, Status
+from service.services import approvals
 from service.services import operations as service
 from service.services.safety.rules import RULES
 
@@ -125,8 +126,33 @@ class OperationSummarySchema(ma.Schema):
     )
 
 
+class ApprovalSchema(ma.Schema):
+    decision = ma.fields.String(metadata={"description": "approved or rejected"})
+    actor = ma.fields.String()
+    on_behalf_of = ma.fields.String(allow_none=True)
+    reason = ma.fields.String(allow_none=True)
+    decided_at = ma.fields.DateTime()
+
+
 class OperationSchema(OperationSummarySchema):
     steps = ma.fields.List(ma.fields.Nested(StepSchema), metadata={"description": "As they ran"})
+    approvals_required = ma.fields.Integer(
+        allow_none=True, metadata={"description": "Approvals it needs (null: none)"}
+    )
+    approval_expires_at = ma.fields.DateTime(allow_none=True)
+    approval_review = ma.fields.Dict(
+        attribute="approval_binding",
+        allow_none=True,
+        metadata={
+            "description": "What approvers approve: `heads`, `plan` and the sha256 of each "
+            "planned revision file (`files`); the worker refuses to run if any changed"
+        },
+    )
+    approvals = ma.fields.List(ma.fields.Nested(ApprovalSchema))
+
+
+class RejectSchema(ma.Schema):
+    reason = free_text(1000, required=True)
 
 
 class OperationQueryArgsSchema(ma.Schema):
@@ -221,6 +247,27 @@ class OperationById(MethodView):
 def cancel(operation_id):
     """Cancel a queued operation (409 once it runs)"""
     return service.cancel_operation(control_store(), operation_id, request_context())
+
+
+@blp.route("/operations/<id:operation_id>/approve", methods=["POST"])
+@blp.response(200, OperationSchema)
+@blp.problems(401, 403, 404, 409, 503)
+def approve(operation_id):
+    """Approve an operation awaiting approval (never its requester's own)
+
+    The last approval required queues it. 409 `approval-stale` when the plan or a revision
+    file changed since it was requested.
+    """
+    return approvals.approve(registry(), control_store(), operation_id, request_context())
+
+
+@blp.route("/operations/<id:operation_id>/reject", methods=["POST"])
+@blp.arguments(RejectSchema)
+@blp.response(200, OperationSchema)
+@blp.problems(401, 403, 404, 409, 422, 503)
+def reject(body, operation_id):
+    """Reject an operation awaiting approval, with a reason: it ends `rejected`"""
+    return approvals.reject(control_store(), operation_id, request_context(), body["reason"])
 
 
 def _page(filters: dict[str, Any], pagination_parameters: Any) -> list[Any]:

@@ -1,0 +1,149 @@
+"""Operation events as server-sent event streams, and waiting for a database's revision."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from service.api.app import create_app
+from tests.helpers import alembic, managed, settings_for
+from tests.test_operations import post, run_next
+
+LINEAR = ["a1000001", "a2000002", "a3000003", "a4000004"]
+
+
+def parse(stream: str) -> list[dict[str, Any]]:
+    """The events of a text/event-stream body: each as its data, with `id` and `event`."""
+    found = []
+    for block in stream.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "data" in fields:
+            found.append(
+                {
+                    **json.loads(fields["data"]),
+                    "sse_id": int(fields["id"]),
+                    "event": fields["event"],
+                }
+            )
+    return found
+
+
+def read(client: FlaskClient, url: str, **headers: str) -> list[dict[str, Any]]:
+    """A whole stream's events; the response is closed, as a server closes it."""
+    with client.get(url, headers=headers) as response:
+        assert response.status_code == 200, response.json
+        return parse(response.get_data(as_text=True))
+
+
+def app_for(ini: Path, *urls: str, **overrides: Any) -> Flask:
+    databases = [managed(f"db{n}", ini, url) for n, url in enumerate(urls, start=1)]
+    return create_app(settings_for(*databases, **overrides))
+
+
+@pytest.fixture
+def client(project: Callable[[str], Path], tmp_path: Path) -> FlaskClient:
+    ini = project("linear")
+    urls = [f"sqlite:///{tmp_path / name}" for name in ("one.db", "two.db")]
+    return app_for(ini, *urls, stream_seconds=1, stream_keepalive_seconds=0.2).test_client()
+
+
+def test_an_upgrade_streams_its_queueing_each_step_and_its_end_with_counts(
+    client: FlaskClient,
+) -> None:
+    queued = post(client, "db1", action="upgrade", revision="heads").json
+    assert run_next(client) == "succeeded"
+    with client.get(f"/api/v1/operations/{queued['id']}/events") as response:
+        assert response.status_code == 200 and response.mimetype == "text/event-stream"
+        body = response.get_data(as_text=True)
+    assert body.startswith("retry: 3000\n\n")
+    events = parse(body)
+    kinds = [(e["event"], (e["step"] or {}).get("revision")) for e in events]
+    steps = [(kind, rev) for rev in LINEAR for kind in ("step.started", "step.finished")]
+    assert kinds == [("operation.queued", None), ("operation.running", None)] + [
+        (kind, rev) for kind, rev in steps
+    ] + [("operation.succeeded", None)]
+    assert [e["done"] for e in events] == [0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert {e["total"] for e in events} == {4}
+    assert events[-1]["status"] == "succeeded" and events[-1]["error"] is None
+    assert [e["sse_id"] for e in events] == sorted({e["sse_id"] for e in events})
+
+
+def test_last_event_id_resumes_after_that_event_without_loss_or_duplicates(
+    client: FlaskClient,
+) -> None:
+    queued = post(client, "db1", action="upgrade", revision="heads").json
+    run_next(client)
+    url = f"/api/v1/operations/{queued['id']}/events"
+    whole = read(client, url)
+    assert read(client, url, **{"Last-Event-ID": str(whole[4]["sse_id"])}) == whole[5:]
+    assert client.get(url, headers={"Last-Event-ID": "x"}).status_code == 422
+
+
+def test_the_eta_comes_from_the_same_revisions_run_on_another_database(
+    client: FlaskClient,
+) -> None:
+    first = post(client, "db1", action="upgrade", revision="heads").json
+    url = f"/api/v1/operations/{first['id']}"
+    assert read(client, f"{url}/events")[0]["eta_seconds"] is None  # nothing ran anywhere yet
+    run_next(client)
+    took = sum(step["duration_ms"] for step in client.get(url).json["steps"])
+    second = post(client, "db2", action="upgrade", revision="heads").json
+    events = read(client, f"/api/v1/operations/{second['id']}/events")
+    assert events[0]["eta_seconds"] == pytest.approx(took / 1000, abs=0.01)
+
+
+def test_the_events_of_every_operation_can_be_followed_and_filtered_by_database(
+    client: FlaskClient,
+) -> None:
+    post(client, "db1", action="upgrade", revision="heads")
+    post(client, "db2", action="upgrade", revision="a1000001")
+    every = read(client, "/api/v1/events")  # ends after 1 s
+    assert [e["database"] for e in every] == ["db1", "db2"]
+    only = read(client, "/api/v1/events?database=db2")
+    assert [(e["database"], e["revision"]) for e in only] == [("db2", "a1000001")]
+    assert client.get("/api/v1/events?database=nope").status_code == 404
+    assert client.get("/api/v1/operations/999/events").status_code == 404
+
+
+def test_an_idle_stream_sends_keep_alive_comments_and_ends_after_its_lifetime(
+    client: FlaskClient,
+) -> None:
+    with client.get("/api/v1/events") as response:  # 1 s, a keep-alive every 0.2 s
+        body = response.get_data(as_text=True)
+    assert body.count(": keep-alive\n\n") >= 3
+
+
+def test_a_stream_beyond_the_processs_cap_is_refused_with_503_and_retry_after(
+    project: Callable[[str], Path], tmp_path: Path
+) -> None:
+    app = app_for(project("linear"), f"sqlite:///{tmp_path / 'db.sqlite'}", max_streams=0)
+    refused = app.test_client().get("/api/v1/events")
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
+    assert refused.json["code"] == "too-many-streams"
+
+
+def test_wait_answers_once_the_database_reaches_the_revision_or_after_the_timeout(
+    project: Callable[[str], Path], tmp_path: Path
+) -> None:
+    ini, url = project("linear"), f"sqlite:///{tmp_path / 'db.sqlite'}"
+    client = app_for(ini, url).test_client()
+    late = client.get("/api/v1/databases/db1/wait?revision=a2000002&timeout=0.5").json
+    assert late == {
+        "database": "db1",
+        "revision": "a2000002",
+        "target_revisions": ["a2000002"],
+        "current_heads": [],
+        "reached": False,
+    }
+    threading.Timer(1, alembic, args=(ini, url, "upgrade", "a3000003")).start()
+    reached = client.get("/api/v1/databases/db1/wait?revision=a2000002&timeout=30").json
+    assert reached["reached"] is True and reached["current_heads"] == ["a3000003"]
+    unknown = client.get("/api/v1/databases/db1/wait?revision=zzzz&timeout=1")
+    assert unknown.status_code == 404 and unknown.json["code"] == "revision-not-found"
