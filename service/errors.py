@@ -219,6 +219,14 @@ class MigrationFailedError(MigctlError):
         super().__init__(detail, revision=revision, error_type=type(error).__name__, sql=sql)
 
 
+class LockTimeoutError(MigctlError):
+    """A step waited longer than the database's lock_timeout for a lock; it was rolled back."""
+
+    code = "lock-timeout"
+    advice = "see who held the lock (`blockers` in the audit event), then queue again"
+    members = ("revision", "sql", "blockers")
+
+
 class JobStartError(MigctlError):
     """The job process hung or died before it began migrating (nothing was changed)."""
 

@@ -23,6 +23,7 @@ from service.errors import (
     IdempotencyKeyReusedError,
     JobStartError,
     LintBlockedError,
+    LockTimeoutError,
     MigctlError,
     MigrationFailedError,
     MultipleHeadsError,
@@ -97,6 +98,7 @@ OUTSIDE_HTTP: dict[type[MigctlError], tuple[str, str]] = {
     DatabaseLockedError: ("Database locked by another migration", IN_OPERATION),
     MigrationFailedError: ("Migration failed", IN_OPERATION),
     JobStartError: ("Job did not start", IN_OPERATION),
+    LockTimeoutError: ("Lock wait timed out", IN_OPERATION),
     TransactionPoolerError: ("Migration connection through a transaction pooler", IN_OPERATION),
 }
 

@@ -165,6 +165,8 @@ def finish(
     if error is not None:
         values.update(_error_values(error))
     details = {"heads_after": heads_after, **({"error": error.detail} if error else {})}
+    if error is not None and "blockers" in error.context:  # a lock-timeout: who held the locks
+        details["blockers"] = error.context["blockers"]
     with store.transaction() as connection:
         moved = ops.transition(
             connection,
