@@ -295,19 +295,19 @@ class TransactionPoolerError(MigctlError):
     advice = 'give the database a direct `migration_url`, or set `lock = "table"`'
 
 
+class StreamsBusyError(MigctlError):
+    """This API process serves as many event streams as it may; a thread must stay free."""
+
+    code = "too-many-streams"
+    advice = "retry after `Retry-After`, or fall back to `?wait=` polling"
+
+
 class LintBlockedError(MigctlError):
     """The SQL of the change breaks lint rules and the database's policy is `lint = "block"`."""
 
     code = "lint-blocked"
     advice = "fix the revisions, opt out in the revision, or have an admin `acknowledge` rules"
     members = ("findings", "rules")
-
-
-class StreamsBusyError(MigctlError):
-    """This API process serves as many event streams as it may; a thread must stay free."""
-
-    code = "too-many-streams"
-    advice = "retry after `Retry-After`, or fall back to `?wait=` polling"
 
 
 def _by_code() -> dict[str, type[MigctlError]]:

@@ -72,13 +72,13 @@ DATABASE_KEYS = frozenset(
         "migration_url",
         "migration_url_env",
         "lock",
+        "require_approval",
+        "approvals_required",
+        "approval_ttl",
         # Production safety (README "Production safety").
         "lint",
         "lock_timeout",
         "statement_timeout",
-        "require_approval",
-        "approvals_required",
-        "approval_ttl",
     }
 )
 LINT_POLICIES = ("off", "warn", "block")
@@ -110,6 +110,9 @@ class ManagedDatabase:
     python: tuple[str, ...] = (sys.executable,)  # the interpreter (argv prefix) of its project
     migration_url: Secret | None = None  # a direct connection for jobs, when url is pooled
     lock: str = "advisory"  # or "table": a lease row, for a transaction pooler
+    require_approval: bool | None = None  # None: required when environment is production
+    approvals_required: int = 1  # distinct people, none of them the requester
+    approval_ttl_seconds: float = 86_400.0  # an operation awaiting approval expires after it
     lint: str | None = None  # off | warn | block; None: block in production, else warn
     lock_timeout: str | None = None  # a PostgreSQL duration; None: 5s in production, else unset
     statement_timeout: str | None = None
@@ -124,10 +127,6 @@ class ManagedDatabase:
         if self.lock_timeout is not None:
             return None if self.lock_timeout.strip() == "0" else self.lock_timeout
         return PRODUCTION_LOCK_TIMEOUT if self.environment == PRODUCTION else None
-
-    require_approval: bool | None = None  # None: required when environment is production
-    approvals_required: int = 1  # distinct people, none of them the requester
-    approval_ttl_seconds: float = 86_400.0  # an operation awaiting approval expires after it
 
     @property
     def job_url(self) -> Secret:
@@ -498,10 +497,10 @@ def _database_from_table(
         python=_python(table, where, path.parent),
         migration_url=Secret(migration_url) if migration_url else None,
         lock=_lock(table, where),
+        **_approval_policy(table, where),
         lint=_table_choice(table, "lint", LINT_POLICIES, where),
         lock_timeout=_duration(table, "lock_timeout", where),
         statement_timeout=_duration(table, "statement_timeout", where),
-        **_approval_policy(table, where),
         url_variables=tuple(v for v in (url_variable, migration_variable) if v),
     )
 

@@ -54,11 +54,11 @@ STATUSES = {
     "forbidden": 403,
     "policy-refused": 403,
     "auth-unavailable": 503,
-    "lint-blocked": 422,
     "too-many-streams": 503,
     "self-approval": 403,
     "approval-conflict": 409,
     "approval-stale": 409,
+    "lint-blocked": 422,
 }
 
 

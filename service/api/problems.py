@@ -69,11 +69,11 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     AuthUnavailableError: (503, "Authentication unavailable"),
     ForbiddenError: (403, "Forbidden"),
     PolicyRefusedError: (403, "Refused by the database's policy"),
-    LintBlockedError: (422, "Blocked by the SQL lint"),
     StreamsBusyError: (503, "Too many event streams"),
     SelfApprovalError: (403, "Requester cannot approve"),
     ApprovalConflictError: (409, "Operation not awaiting this decision"),
     ApprovalStaleError: (409, "Plan or revision files changed"),
+    LintBlockedError: (422, "Blocked by the SQL lint"),
 }
 
 # Codes for errors raised by Flask, werkzeug and webargs rather than by migctl.

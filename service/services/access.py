@@ -22,8 +22,8 @@ class Permission(StrEnum):
     CANCEL = "cancel"
     DOWNGRADE = "downgrade"
     STAMP = "stamp"
-    OVERRIDE = "override"  # acknowledge lint findings, accept modified revisions, release locks
     APPROVE = "approve"
+    OVERRIDE = "override"  # acknowledge lint findings, accept modified revisions, release locks
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {

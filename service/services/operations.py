@@ -94,12 +94,12 @@ def request_operation(
         _record_refusal(store, name, request, context, exc, registry.redactor)
         raise
     values = _new_operation(name, request, context, plan, idempotency_key, fingerprint)
-    values["lint"] = lint
     values.update(approvals.approval_values(managed, _binding(managed, plan)))
+    values["lint"] = lint
     try:
         with store.transaction() as connection:
             record = ops.insert(connection, values)
-            _record_request(connection, record, context, request.acknowledge)
+            _record_request(connection, record, context, _request_details(record, request))
     except sa.exc.IntegrityError:  # the same key raced in from a concurrent retry
         try:
             replayed = _replay(store, context, idempotency_key or "", fingerprint)
@@ -112,28 +112,29 @@ def request_operation(
     return record
 
 
+def _request_details(record: OperationRecord, request: OperationRequest) -> dict[str, Any]:
+    details: dict[str, Any] = {"revision": record.revision, "action": record.action}
+    if request.acknowledge:
+        details["acknowledged"] = list(request.acknowledge)
+    return details
+
+
 def _record_request(
     connection: sa.Connection,
     record: OperationRecord,
     context: RequestContext,
-    acknowledged: tuple[str, ...] = (),
+    details: dict[str, Any],
 ) -> None:
-    """Audit the request; one awaiting approval also asks the approvers, else wakes workers.
-
-    Lint rules an admin acknowledged are on its `operation.requested` event."""
-    requested: dict[str, Any] = {"revision": record.revision, "action": record.action}
-    if acknowledged:
-        requested["acknowledged"] = list(acknowledged)
+    """Audit the request; one awaiting approval also asks the approvers, else wakes workers."""
     if record.status != Status.AWAITING_APPROVAL:
-        event = _event(record, "operation.requested", "accepted", context, requested)
+        event = _event(record, "operation.requested", "accepted", context, details)
         audit.append(connection, event)
         events.emit(connection, record.id, events.QUEUED)
         ops.notify_queued(connection)
         return
-    event = _event(record, "operation.requested", record.status, context, requested)
-    audit.append(connection, event)
+    audit.append(connection, _event(record, "operation.requested", record.status, context, details))
     events.emit(connection, record.id, events.status_kind(record.status))
-    details = {
+    asking = {
         "approvals_required": record.approvals_required,
         "expires_at": record.approval_expires_at.isoformat()
         if record.approval_expires_at
@@ -141,7 +142,7 @@ def _record_request(
         "approvers": approvals.APPROVERS,
         "review": record.approval_binding,
     }
-    audit.append(connection, _event(record, "approval.requested", record.status, context, details))
+    audit.append(connection, _event(record, "approval.requested", record.status, context, asking))
 
 
 def _binding(managed: Managed, plan: Plan) -> dict[str, Any]:

@@ -65,10 +65,10 @@ class OperationRecord:
     error_message: str | None
     failed_revision: str | None
     failed_sql: str | None
-    lint: dict[str, Any] | None = None
     approvals_required: int | None = None  # None: it needs no approval
     approval_expires_at: dt.datetime | None = None
     approval_binding: dict[str, Any] | None = None  # what approvers review: plan, file sha256s
+    lint: dict[str, Any] | None = None
     steps: tuple[StepRecord, ...] = ()
     approvals: tuple[ApprovalRecord, ...] = ()  # with the steps: each decision, in order
 

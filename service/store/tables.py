@@ -54,12 +54,12 @@ operations = sa.Table(
     sa.Column("error_message", sa.Text),
     sa.Column("failed_revision", sa.String(255)),
     sa.Column("failed_sql", sa.Text),
-    sa.Column("lint", sa.JSON),  # findings of the planned SQL when it was queued
     # Two-person approval: how many approvals it needs (null: none), until when, and what
     # the approvers review (the plan and each revision file's sha256 when it was requested).
     sa.Column("approvals_required", sa.Integer),
     sa.Column("approval_expires_at", sa.DateTime(timezone=True)),
     sa.Column("approval_binding", sa.JSON),
+    sa.Column("lint", sa.JSON),  # findings of the planned SQL when it was queued
     sa.CheckConstraint(f"status IN {STATUSES!r}", name="status"),
     sa.CheckConstraint(f"action IN {ACTIONS!r}", name="action"),
     sa.UniqueConstraint("actor", "idempotency_key"),
@@ -128,21 +128,6 @@ workers = sa.Table(
     sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("stopped_at", sa.DateTime(timezone=True)),
     sa.Index("ix_migctl_workers_seen_at", "seen_at"),
-)
-
-# The sha256 of each revision file when migctl applied or stamped it (a Flyway-like ledger):
-# an edit after the fact shows as `modified` in /verify.
-revision_checksums = sa.Table(
-    "migctl_revision_checksums",
-    metadata,
-    sa.Column("database", sa.String(63), nullable=False),
-    sa.Column("revision", sa.String(255), nullable=False),
-    sa.Column("path", sa.String(1024), nullable=False),
-    sa.Column("sha256", sa.String(64), nullable=False),
-    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("actor", sa.String(255), nullable=False),
-    sa.Column("operation_id", sa.Integer),
-    sa.PrimaryKeyConstraint("database", "revision"),
 )
 
 # What happened to operations, in commit order: `id` is the server-sent event id a client
@@ -215,4 +200,19 @@ webhooks_disabled = sa.Table(
     sa.Column("url_sha256", sa.String(64), nullable=False),
     sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
+)
+
+# The sha256 of each revision file when migctl applied or stamped it (a Flyway-like ledger):
+# an edit after the fact shows as `modified` in /verify.
+revision_checksums = sa.Table(
+    "migctl_revision_checksums",
+    metadata,
+    sa.Column("database", sa.String(63), nullable=False),
+    sa.Column("revision", sa.String(255), nullable=False),
+    sa.Column("path", sa.String(1024), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("operation_id", sa.Integer),
+    sa.PrimaryKeyConstraint("database", "revision"),
 )
