@@ -47,6 +47,8 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_RUNNER_TIMEOUT_SECONDS",
         "MIGCTL_LOG_FORMAT",
         "MIGCTL_WORKER_CONCURRENCY",
+        # The web console (/console).
+        "MIGCTL_CONSOLE_SESSION_MINUTES",
         # Event streams (server-sent events) of the API processes.
         "MIGCTL_MAX_STREAMS",
         "MIGCTL_STREAM_SECONDS",
@@ -54,6 +56,9 @@ KNOWN_VARIABLES = frozenset(
         # Read by the `migctl` client commands only; a server ignores them.
         "MIGCTL_URL",
         "MIGCTL_TOKEN",
+        # fleets, rollouts and metrics
+        "MIGCTL_STATE_REFRESH_SECONDS",
+        "MIGCTL_METRICS_PUBLIC",
     }
 )
 DATABASE_KEYS = frozenset(
@@ -79,6 +84,7 @@ DATABASE_KEYS = frozenset(
         "lint",
         "lock_timeout",
         "statement_timeout",
+        "labels",
     }
 )
 LINT_POLICIES = ("off", "warn", "block")
@@ -86,6 +92,7 @@ PRODUCTION_LOCK_TIMEOUT = "5s"
 _DURATION = re.compile(r"^[0-9]{1,9}\s*(us|ms|s|min|h|d)?$")
 LOCK_KINDS = ("advisory", "table")
 PRODUCTION = "production"
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own name for it
 DEFAULT_DATABASE_NAME = "default"
 EXAMPLE_DATABASE_NAME = "example"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -116,6 +123,7 @@ class ManagedDatabase:
     lint: str | None = None  # off | warn | block; None: block in production, else warn
     lock_timeout: str | None = None  # a PostgreSQL duration; None: 5s in production, else unset
     statement_timeout: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)  # free key = value tags
 
     @property
     def lint_policy(self) -> str:
@@ -200,9 +208,15 @@ class Settings:
     max_body_bytes: int = 65536
     cors_origins: tuple[str, ...] = ()
     runner_timeout_seconds: float = 30.0
+    # Fleets: how old a database's cached state may grow; /metrics without a token.
+    state_refresh_seconds: float = 30.0
+    metrics_public: bool = False
+    metrics_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR: multiprocess metrics
     # What project runners inherit: this environment without MIGCTL_* and the variables
     # that hold databases' URLs (url_env, migration_url_env).
     runner_environ: Mapping[str, str] = field(default_factory=dict)
+    # The web console: how long a sign-in lasts.
+    console_session_minutes: int = 480
     # Server-sent event streams: each holds a thread for its whole life.
     max_streams: int | None = None  # None: a quarter of the threads (at least one)
     stream_seconds: float = 300.0  # then the stream ends; clients resume with Last-Event-ID
@@ -235,7 +249,13 @@ class Settings:
             **_access(env),
             runner_timeout_seconds=_seconds(env, "MIGCTL_RUNNER_TIMEOUT_SECONDS", default=30.0),
             worker_concurrency=_positive_int(env, "MIGCTL_WORKER_CONCURRENCY", default=1),
+            state_refresh_seconds=_seconds(env, "MIGCTL_STATE_REFRESH_SECONDS", default=30.0),
+            metrics_public=_flag(env, "MIGCTL_METRICS_PUBLIC", default=False),
+            metrics_dir=normalized(env[METRICS_DIR]) if env.get(METRICS_DIR) else None,
             runner_environ=_runner_environ(env, databases),
+            console_session_minutes=_positive_int(
+                env, "MIGCTL_CONSOLE_SESSION_MINUTES", default=480
+            ),
             **_streams(env),
         )
 
@@ -501,6 +521,7 @@ def _database_from_table(
         lint=_table_choice(table, "lint", LINT_POLICIES, where),
         lock_timeout=_duration(table, "lock_timeout", where),
         statement_timeout=_duration(table, "statement_timeout", where),
+        labels=_labels(table, where),
         url_variables=tuple(v for v in (url_variable, migration_variable) if v),
     )
 
@@ -531,6 +552,19 @@ def _approval_policy(table: Mapping[str, Any], where: str) -> dict[str, Any]:
         "approvals_required": count,
         "approval_ttl_seconds": float(ttl),
     }
+
+
+def _labels(table: Mapping[str, Any], where: str) -> dict[str, str]:
+    raw = table.get("labels", {})
+    valid = isinstance(raw, dict) and all(
+        isinstance(v, str) and _NAME.match(k) for k, v in raw.items()
+    )
+    if not valid:
+        raise ConfigError(
+            f"{where}: key 'labels' must be a table of strings whose keys are 1-63 letters, "
+            "digits, '.', '_' or '-' (e.g. labels = { region = \"eu\", tier = \"gold\" })."
+        )
+    return dict(raw)
 
 
 def _lock(table: Mapping[str, Any], where: str) -> str:

@@ -59,6 +59,9 @@ STATUSES = {
     "approval-conflict": 409,
     "approval-stale": 409,
     "lint-blocked": 422,
+    "rollout-not-found": 404,
+    "rollout-conflict": 409,
+    "selection-empty": 422,
 }
 
 

@@ -124,6 +124,9 @@ class OperationSummarySchema(ma.Schema):
     error = _RecordError(
         ErrorSchema, allow_none=True, metadata={"description": "Why it failed, else null"}
     )
+    rollout_id = ma.fields.Integer(
+        allow_none=True, metadata={"description": "The rollout that queued it, else null"}
+    )
 
 
 class ApprovalSchema(ma.Schema):
