@@ -59,6 +59,7 @@ STATUSES = {
     "approval-conflict": 409,
     "approval-stale": 409,
     "lint-blocked": 422,
+    "revisions-modified": 409,
     "rollout-not-found": 404,
     "rollout-conflict": 409,
     "selection-empty": 422,

@@ -37,6 +37,7 @@ from service.errors import (
     ProjectUnavailableError,
     RelativeStepError,
     RevisionNotFoundError,
+    RevisionsModifiedError,
     RevisionSpecError,
     RolloutConflictError,
     RolloutNotFoundError,
@@ -82,6 +83,7 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     ApprovalConflictError: (409, "Operation not awaiting this decision"),
     ApprovalStaleError: (409, "Plan or revision files changed"),
     LintBlockedError: (422, "Blocked by the SQL lint"),
+    RevisionsModifiedError: (409, "Applied revisions modified"),
 }
 
 # Codes for errors raised by Flask, werkzeug and webargs rather than by migctl.
