@@ -320,6 +320,14 @@ class StreamsBusyError(MigctlError):
     advice = "retry after `Retry-After`, or fall back to `?wait=` polling"
 
 
+class LintBlockedError(MigctlError):
+    """The SQL of the change breaks lint rules and the database's policy is `lint = "block"`."""
+
+    code = "lint-blocked"
+    advice = "fix the revisions, opt out in the revision, or have an admin `acknowledge` rules"
+    members = ("findings", "rules")
+
+
 def _by_code() -> dict[str, type[MigctlError]]:
     found: dict[str, type[MigctlError]] = {}
     pending: list[type[MigctlError]] = [MigctlError]

@@ -78,9 +78,16 @@ DATABASE_KEYS = frozenset(
         "require_approval",
         "approvals_required",
         "approval_ttl",
+        # Production safety (README "Production safety").
+        "lint",
+        "lock_timeout",
+        "statement_timeout",
         "labels",
     }
 )
+LINT_POLICIES = ("off", "warn", "block")
+PRODUCTION_LOCK_TIMEOUT = "5s"
+_DURATION = re.compile(r"^[0-9]{1,9}\s*(us|ms|s|min|h|d)?$")
 LOCK_KINDS = ("advisory", "table")
 PRODUCTION = "production"
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own name for it
@@ -111,6 +118,21 @@ class ManagedDatabase:
     require_approval: bool | None = None  # None: required when environment is production
     approvals_required: int = 1  # distinct people, none of them the requester
     approval_ttl_seconds: float = 86_400.0  # an operation awaiting approval expires after it
+    lint: str | None = None  # off | warn | block; None: block in production, else warn
+    lock_timeout: str | None = None  # a PostgreSQL duration; None: 5s in production, else unset
+    statement_timeout: str | None = None
+
+    @property
+    def lint_policy(self) -> str:
+        return self.lint or ("block" if self.environment == PRODUCTION else "warn")
+
+    @property
+    def effective_lock_timeout(self) -> str | None:
+        """The lock_timeout each migration step runs with; "0" turns the default off."""
+        if self.lock_timeout is not None:
+            return None if self.lock_timeout.strip() == "0" else self.lock_timeout
+        return PRODUCTION_LOCK_TIMEOUT if self.environment == PRODUCTION else None
+
     labels: Mapping[str, str] = field(default_factory=dict)  # free key = value tags
 
     @property
@@ -490,6 +512,9 @@ def _database_from_table(
         migration_url=Secret(migration_url) if migration_url else None,
         lock=_lock(table, where),
         **_approval_policy(table, where),
+        lint=_table_choice(table, "lint", LINT_POLICIES, where),
+        lock_timeout=_duration(table, "lock_timeout", where),
+        statement_timeout=_duration(table, "statement_timeout", where),
         labels=_labels(table, where),
         url_variables=tuple(v for v in (url_variable, migration_variable) if v),
     )
@@ -547,6 +572,23 @@ def _string(table: Mapping[str, Any], key: str, where: str) -> str:
     value = table.get(key, "")
     if not isinstance(value, str):
         raise ConfigError(f"{where}: key {key!r} must be a string.")
+    return value
+
+
+def _table_choice(
+    table: Mapping[str, Any], key: str, choices: tuple[str, ...], where: str
+) -> str | None:
+    value = _string(table, key, where) or None
+    if value is not None and value not in choices:
+        raise ConfigError(f"{where}: key {key!r} is one of {', '.join(choices)}, not {value!r}.")
+    return value
+
+
+def _duration(table: Mapping[str, Any], key: str, where: str) -> str | None:
+    """A PostgreSQL duration ("5s", "500ms", "2min"; "0" for none): it goes into a SET."""
+    value = _string(table, key, where) or None
+    if value is not None and not _DURATION.match(value):
+        raise ConfigError(f'{where}: key {key!r} is a duration such as "5s" or "500ms".')
     return value
 
 

@@ -25,6 +25,7 @@ from service.api.resources import (
     previews,
     revisions,
     rollouts,
+    safety,
     streams,
 )
 from service.api.slots import STREAMS, WAITERS, Slots
@@ -81,7 +82,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     for converter, schema in CONVERTERS.values():
         api.register_converter(converter, converter_schema(schema))
-    for resource in (databases, revisions, previews, operations, audit, streams, fleet, rollouts):
+    for resource in (databases, revisions, previews, operations, audit, streams, safety):
+        api.register_blueprint(resource.blp, url_prefix="/api/v1")
+    for resource in (fleet, rollouts):
         api.register_blueprint(resource.blp, url_prefix="/api/v1")
     api.register_blueprint(health.blp)
     app.register_blueprint(docs.page)

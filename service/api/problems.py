@@ -23,6 +23,7 @@ from service.errors import (
     ForbiddenError,
     IdempotencyKeyReusedError,
     JobStartError,
+    LintBlockedError,
     MigctlError,
     MigrationFailedError,
     MultipleHeadsError,
@@ -77,6 +78,7 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     SelfApprovalError: (403, "Requester cannot approve"),
     ApprovalConflictError: (409, "Operation not awaiting this decision"),
     ApprovalStaleError: (409, "Plan or revision files changed"),
+    LintBlockedError: (422, "Blocked by the SQL lint"),
 }
 
 # Codes for errors raised by Flask, werkzeug and webargs rather than by migctl.

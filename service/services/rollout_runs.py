@@ -10,8 +10,8 @@ from service.lifecycle import FINISHED, RolloutStatus, Status
 from service.services.access import Principal, Role
 from service.services.context import RequestContext
 from service.services.operations import OperationRequest, request_operation
-from service.services.registry import Registry
 from service.services.rollouts import target_state
+from service.services.wiring import Services
 from service.store import audit, rollouts
 from service.store.audit import AuditEvent
 from service.store.db import ControlStore, utcnow
@@ -22,19 +22,16 @@ FAILED = frozenset({*FINISHED, "skipped"}) - {Status.SUCCEEDED}
 IN_FLIGHT = frozenset(Status) - FINISHED  # awaiting approval holds a slot too
 
 
-def advance_all(
-    registry: Registry, store: ControlStore, worker_id: str, lease_seconds: float
-) -> int:
+def advance_all(services: Services, worker_id: str) -> int:
     """Advance every running rollout no other worker is advancing; operations queued."""
-    with store.transaction() as connection:
+    with services.store.transaction() as connection:
         ids = rollouts.running_ids(connection)
-    return sum(advance(registry, store, worker_id, i, lease_seconds) for i in ids)
+    return sum(advance(services, worker_id, i) for i in ids)
 
 
-def advance(
-    registry: Registry, store: ControlStore, worker_id: str, rollout_id: int, lease_seconds: float
-) -> int:
+def advance(services: Services, worker_id: str, rollout_id: int) -> int:
     """Under the rollout's lease (one worker at a time, so max_parallel holds everywhere)."""
+    store, lease_seconds = services.store, services.settings.lease_seconds
     now = utcnow()
     with store.transaction() as connection:
         until = now + dt.timedelta(seconds=lease_seconds)
@@ -42,13 +39,14 @@ def advance(
             return 0
         record = rollouts.get(connection, rollout_id)
     try:
-        return _advance(registry, store, record) if record is not None else 0
+        return _advance(services, record) if record is not None else 0
     finally:
         with store.transaction() as connection:
             rollouts.release_lease(connection, rollout_id, worker_id)
 
 
-def _advance(registry: Registry, store: ControlStore, record: RolloutRecord) -> int:
+def _advance(services: Services, record: RolloutRecord) -> int:
+    store = services.store
     states = {t.id: target_state(t) for t in record.targets}
     failures = sum(state in FAILED for state in states.values())
     canary_failed = any(t.canary and states[t.id] in FAILED for t in record.targets)
@@ -62,12 +60,10 @@ def _advance(registry: Registry, store: ControlStore, record: RolloutRecord) -> 
     candidates = waiting if canaries_done else [t for t in waiting if t.canary]
     running = sum(state in IN_FLIGHT for state in states.values())
     slots = max(0, record.max_parallel - running)
-    return sum(_launch(registry, store, record, target) for target in candidates[:slots])
+    return sum(_launch(services, record, target) for target in candidates[:slots])
 
 
-def _launch(
-    registry: Registry, store: ControlStore, record: RolloutRecord, target: TargetRecord
-) -> bool:
+def _launch(services: Services, record: RolloutRecord, target: TargetRecord) -> bool:
     """Queue the target's operation as the rollout's requester: audited, single-flight, and
     once only (a retry after a crash replays the same Idempotency-Key)."""
     context = RequestContext(
@@ -78,9 +74,17 @@ def _launch(
     )
     request = OperationRequest(record.action, record.revision, reason=f"rollout {record.id}")
     key = f"rollout-{record.id}-{target.database}"
-    try:
+    registry, store = services.registry, services.store
+    try:  # linted and put to approval as any request for this database would be
         operation = request_operation(
-            registry, store, target.database, request, context, key, rollout_id=record.id
+            registry,
+            store,
+            target.database,
+            request,
+            context,
+            key,
+            previews=services.previews,
+            rollout_id=record.id,
         )
     except MigctlError as exc:
         logger.warning("rollout %d: %s not queued: %s", record.id, target.database, exc.code)

@@ -59,6 +59,7 @@ operations = sa.Table(
     sa.Column("approvals_required", sa.Integer),
     sa.Column("approval_expires_at", sa.DateTime(timezone=True)),
     sa.Column("approval_binding", sa.JSON),
+    sa.Column("lint", sa.JSON),  # findings of the planned SQL when it was queued
     sa.Column("rollout_id", sa.Integer),  # the rollout that queued it, if one did
     sa.CheckConstraint(f"status IN {STATUSES!r}", name="status"),
     sa.CheckConstraint(f"action IN {ACTIONS!r}", name="action"),
@@ -201,6 +202,21 @@ webhooks_disabled = sa.Table(
     sa.Column("url_sha256", sa.String(64), nullable=False),
     sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
+)
+
+# The sha256 of each revision file when migctl applied or stamped it (a Flyway-like ledger):
+# an edit after the fact shows as `modified` in /verify.
+revision_checksums = sa.Table(
+    "migctl_revision_checksums",
+    metadata,
+    sa.Column("database", sa.String(63), nullable=False),
+    sa.Column("revision", sa.String(255), nullable=False),
+    sa.Column("path", sa.String(1024), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("operation_id", sa.Integer),
+    sa.PrimaryKeyConstraint("database", "revision"),
 )
 
 # Each database's state as a worker last read it, so fleet views never run env.py per request.

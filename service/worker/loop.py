@@ -101,8 +101,7 @@ class Worker:
         if time.monotonic() - self._rollouts_seen < ROLLOUT_SECONDS:
             return
         self._rollouts_seen = time.monotonic()
-        lease = self.settings.lease_seconds
-        rollout_runs.advance_all(self.registry, self.store, self.worker_id, lease)
+        rollout_runs.advance_all(self.services, self.worker_id)
 
     def _free_slots(self) -> int:
         with self._running_lock:
