@@ -121,6 +121,7 @@ class ManagedDatabase:
     lint: str | None = None  # off | warn | block; None: block in production, else warn
     lock_timeout: str | None = None  # a PostgreSQL duration; None: 5s in production, else unset
     statement_timeout: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)  # free key = value tags
 
     @property
     def lint_policy(self) -> str:
@@ -132,8 +133,6 @@ class ManagedDatabase:
         if self.lock_timeout is not None:
             return None if self.lock_timeout.strip() == "0" else self.lock_timeout
         return PRODUCTION_LOCK_TIMEOUT if self.environment == PRODUCTION else None
-
-    labels: Mapping[str, str] = field(default_factory=dict)  # free key = value tags
 
     @property
     def job_url(self) -> Secret:

@@ -71,6 +71,7 @@ def pg_url(postgres_server: PostgresServer) -> str:
 def lint_client(tmp_path: Path, pg_url: str) -> Callable[..., FlaskClient]:
     def make(*upgrades: str, **policy: Any) -> FlaskClient:
         ini = write_project(tmp_path / "project", *upgrades)
+        policy.setdefault("require_approval", False)  # lint alone, not the approvers' turn
         return client_for(managed("db", ini, pg_url, **policy))
 
     return make
@@ -230,7 +231,7 @@ def test_an_operator_may_not_acknowledge_lint_findings(tmp_path: Path, pg_url: s
         + token_entry("boss", Role.ADMIN, [], admin)
     )
     ini = write_project(tmp_path / "project", 'op.drop_column("account", "name")')
-    database = managed("db", ini, pg_url, environment="production")
+    database = managed("db", ini, pg_url, environment="production", require_approval=False)
     client = create_app(settings_for(database, tokens_file=tokens)).test_client()
     stamp(pg_url, "r0")
     answer = client.post(

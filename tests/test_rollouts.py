@@ -130,9 +130,9 @@ def test_a_paused_rollout_queues_nothing_until_resumed_and_a_cancelled_one_stays
     rollout_id = start(client).json["id"]
 
     assert client.post(f"/api/v1/rollouts/{rollout_id}/pause").json["status"] == "paused"
-    assert rollout_runs.advance_all(services, "w") == 0
+    assert rollout_runs.advance_all(services, "w", 30) == 0
     assert client.post(f"/api/v1/rollouts/{rollout_id}/resume").json["status"] == "running"
-    assert rollout_runs.advance_all(services, "w") == 1
+    assert rollout_runs.advance_all(services, "w", 30) == 1
     cancelled = client.post(f"/api/v1/rollouts/{rollout_id}/cancel").json
     assert cancelled["status"] == "cancelled"
     assert [t["state"] for t in cancelled["targets"]] == ["cancelled", "pending"]

@@ -82,9 +82,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     for converter, schema in CONVERTERS.values():
         api.register_converter(converter, converter_schema(schema))
-    for resource in (databases, revisions, previews, operations, audit, streams, safety):
-        api.register_blueprint(resource.blp, url_prefix="/api/v1")
-    for resource in (fleet, rollouts):
+    resources = (
+        databases,
+        revisions,
+        previews,
+        operations,
+        audit,
+        streams,
+        safety,
+        fleet,
+        rollouts,
+    )
+    for resource in resources:
         api.register_blueprint(resource.blp, url_prefix="/api/v1")
     api.register_blueprint(health.blp)
     app.register_blueprint(docs.page)

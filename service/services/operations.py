@@ -68,8 +68,8 @@ def request_operation(
     name: str,
     request: OperationRequest,
     context: RequestContext,
-    idempotency_key: str | None = None,
-    previews: PreviewCache | None = None,
+    idempotency_key: str | None,
+    previews: PreviewCache,
     rollout_id: int | None = None,
 ) -> OperationRecord:
     """Queue `request` for database `name`; the same Idempotency-Key gives the same operation.
@@ -90,7 +90,7 @@ def request_operation(
         plan = _plan(managed, request)
         if request.acknowledge:
             context.principal.require(Permission.OVERRIDE, name)
-        lint = None if previews is None else _lint(registry, previews, managed, request, plan)
+        lint = _lint(registry, previews, managed, request, plan)
     except MigctlError as exc:
         _record_refusal(store, name, request, context, exc, registry.redactor)
         raise

@@ -22,16 +22,16 @@ FAILED = frozenset({*FINISHED, "skipped"}) - {Status.SUCCEEDED}
 IN_FLIGHT = frozenset(Status) - FINISHED  # awaiting approval holds a slot too
 
 
-def advance_all(services: Services, worker_id: str) -> int:
+def advance_all(services: Services, worker_id: str, lease_seconds: float) -> int:
     """Advance every running rollout no other worker is advancing; operations queued."""
     with services.store.transaction() as connection:
         ids = rollouts.running_ids(connection)
-    return sum(advance(services, worker_id, i) for i in ids)
+    return sum(advance(services, worker_id, i, lease_seconds) for i in ids)
 
 
-def advance(services: Services, worker_id: str, rollout_id: int) -> int:
+def advance(services: Services, worker_id: str, rollout_id: int, lease_seconds: float) -> int:
     """Under the rollout's lease (one worker at a time, so max_parallel holds everywhere)."""
-    store, lease_seconds = services.store, services.settings.lease_seconds
+    store = services.store
     now = utcnow()
     with store.transaction() as connection:
         until = now + dt.timedelta(seconds=lease_seconds)
@@ -74,25 +74,24 @@ def _launch(services: Services, record: RolloutRecord, target: TargetRecord) -> 
     )
     request = OperationRequest(record.action, record.revision, reason=f"rollout {record.id}")
     key = f"rollout-{record.id}-{target.database}"
-    registry, store = services.registry, services.store
-    try:  # linted and put to approval as any request for this database would be
+    try:
         operation = request_operation(
-            registry,
-            store,
+            services.registry,
+            services.store,
             target.database,
             request,
             context,
             key,
-            previews=services.previews,
+            services.previews,  # the lint policy holds for each database of a rollout
             rollout_id=record.id,
         )
     except MigctlError as exc:
         logger.warning("rollout %d: %s not queued: %s", record.id, target.database, exc.code)
-        detail = registry.redactor.redact(exc.detail)
-        with store.transaction() as connection:
+        detail = services.registry.redactor.redact(exc.detail)
+        with services.store.transaction() as connection:
             rollouts.set_problem(connection, target.id, exc.code, detail)
         return False
-    with store.transaction() as connection:
+    with services.store.transaction() as connection:
         return rollouts.link(connection, target.id, operation.id)
 
 

@@ -101,7 +101,8 @@ class Worker:
         if time.monotonic() - self._rollouts_seen < ROLLOUT_SECONDS:
             return
         self._rollouts_seen = time.monotonic()
-        rollout_runs.advance_all(self.services, self.worker_id)
+        lease = self.settings.lease_seconds
+        rollout_runs.advance_all(self.services, self.worker_id, lease)
 
     def _free_slots(self) -> int:
         with self._running_lock:
