@@ -259,6 +259,13 @@ class UnauthenticatedError(MigctlError):
     advice = "send `Authorization: Bearer <token>` with a token of the tokens file"
 
 
+class CsrfError(MigctlError):
+    """A console form came without this session's CSRF token: stale, or from another site."""
+
+    code = "csrf-failed"
+    advice = "reload the console page and submit the form again"
+
+
 class AuthUnavailableError(MigctlError):
     """Tokens cannot be checked (the tokens file no longer parses): every token is refused."""
 

@@ -47,6 +47,8 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_RUNNER_TIMEOUT_SECONDS",
         "MIGCTL_LOG_FORMAT",
         "MIGCTL_WORKER_CONCURRENCY",
+        # The web console (/console).
+        "MIGCTL_CONSOLE_SESSION_MINUTES",
         # Event streams (server-sent events) of the API processes.
         "MIGCTL_MAX_STREAMS",
         "MIGCTL_STREAM_SECONDS",
@@ -213,6 +215,8 @@ class Settings:
     # What project runners inherit: this environment without MIGCTL_* and the variables
     # that hold databases' URLs (url_env, migration_url_env).
     runner_environ: Mapping[str, str] = field(default_factory=dict)
+    # The web console: how long a sign-in lasts.
+    console_session_minutes: int = 480
     # Server-sent event streams: each holds a thread for its whole life.
     max_streams: int | None = None  # None: a quarter of the threads (at least one)
     stream_seconds: float = 300.0  # then the stream ends; clients resume with Last-Event-ID
@@ -249,6 +253,9 @@ class Settings:
             metrics_public=_flag(env, "MIGCTL_METRICS_PUBLIC", default=False),
             metrics_dir=normalized(env[METRICS_DIR]) if env.get(METRICS_DIR) else None,
             runner_environ=_runner_environ(env, databases),
+            console_session_minutes=_positive_int(
+                env, "MIGCTL_CONSOLE_SESSION_MINUTES", default=480
+            ),
             **_streams(env),
         )
 

@@ -11,7 +11,7 @@ from flask import Flask, g, request
 from flask.wrappers import Response
 from flask_cors import CORS
 
-from service import __version__, logcontext
+from service import __version__, console, logcontext
 from service.api import docs, metrics, security
 from service.api.context import SERVICES
 from service.api.fields import CONVERTERS, converter_schema
@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         api.register_blueprint(resource.blp, url_prefix="/api/v1")
     api.register_blueprint(health.blp)
     app.register_blueprint(docs.page)
+    console.install(app)
     return app
 
 

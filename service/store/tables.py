@@ -275,3 +275,17 @@ rollout_targets = sa.Table(
     sa.Column("problem_detail", sa.Text),
     sa.UniqueConstraint("rollout_id", "database"),
 )
+
+# Console sign-ins: the cookie holds a random id, this table only its SHA-256, so a copy of
+# the control database opens no session. `token_hash` is the tokens file's digest: a revoked
+# token ends its sessions at their next request.
+console_sessions = sa.Table(
+    "migctl_console_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_migctl_console_sessions_expires_at", "expires_at"),
+)
