@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from service.api.app import create_app
 from service.services.access import Role
+from service.services.fleet import refresh_states
 from service.services.tokens import new_token, token_entry
 from tests.helpers import PostgresServer, client_for, managed, settings_for, stamp
 from tests.projects import write_project
@@ -73,6 +74,19 @@ def test_without_tokens_the_console_opens_without_signing_in(
     assert fleet.status_code == 200
     assert 'href="/console/databases/prod"' in fleet.text
     assert client.get("/console/sign-in").headers["Location"] == "/console/"
+
+
+def test_the_fleet_shows_the_states_workers_cached_filtered_by_state(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app()
+    client = app.test_client()
+    assert client.get("/console/?state=behind").text.count("/console/databases/") == 0
+    built = app.extensions["migctl"]
+    refresh_states(built.registry, built.store, max_age_seconds=0)  # what a worker does
+    behind = client.get("/console/?state=behind").text
+    assert "/console/databases/prod" in behind and "/console/databases/staging" in behind
+    assert "3 databases" in behind
 
 
 def test_with_tokens_every_page_sends_a_stranger_to_sign_in_and_back(secured: Flask) -> None:
