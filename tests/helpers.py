@@ -67,8 +67,11 @@ class PostgresServer:
         self.engine.dispose()
 
 
-def alembic(ini: Path, url: str, *args: str, check: bool = True, seed: int = 0) -> str:
-    """Run the alembic CLI on a copy of `ini` whose sqlalchemy.url is `url`; return stdout."""
+def alembic(
+    ini: Path, url: str, *args: str, check: bool = True, seed: int = 0, executable: str = ALEMBIC
+) -> str:
+    """Run the alembic CLI (migctl's, or `executable`) on a copy of `ini` whose sqlalchemy.url
+    is `url`; return stdout."""
     cli_ini = ini.with_name("alembic.cli.ini")
     lines = ini.read_text().splitlines()
     cli_ini.write_text(
@@ -87,7 +90,7 @@ def alembic(ini: Path, url: str, *args: str, check: bool = True, seed: int = 0) 
         "PYTHONHASHSEED": str(seed),
     }
     result = subprocess.run(
-        [ALEMBIC, "-c", str(cli_ini), *args],
+        [executable, "-c", str(cli_ini), *args],
         cwd=ini.parent,
         env=env,
         capture_output=True,

@@ -167,6 +167,8 @@ def finish(
     if error is not None:
         values.update(_error_values(error))
     details = {"heads_after": heads_after, **({"error": error.detail} if error else {})}
+    if error is not None and "committed_statements" in error.context:
+        details["committed_statements"] = error.context["committed_statements"]
     with store.transaction() as connection:
         moved = ops.transition(
             connection,
@@ -283,10 +285,24 @@ def _error_values(error: MigctlError) -> dict[str, Any]:
     return {
         "error_code": error.code,
         "error_type": context.get("error_type") or type(error).__name__,
-        "error_message": error.detail,
+        "error_message": _with_committed(error.detail, context.get("committed_statements")),
         "failed_revision": context.get("revision"),
         "failed_sql": context.get("sql"),
     }
+
+
+def _with_committed(message: str, committed: list[str] | None) -> str:
+    """On MySQL and MariaDB each DDL statement commits: say what of the failed step stays done,
+    so the operator knows what to clean up (None: a backend whose step rolled back whole)."""
+    if committed is None:
+        return message
+    if not committed:
+        return f"{message}\nNone of the failed step's statements had committed."
+    shown = "".join(f"{statement};\n" for statement in committed)
+    return (
+        f"{message}\nAlready committed by the failed step (MySQL and MariaDB commit DDL as it "
+        f"goes; undo these before retrying):\n{shown}"
+    )
 
 
 def _event(
