@@ -326,3 +326,18 @@ def test_under_lint_block_the_change_is_refused_until_an_admin_acknowledges_it(
     answer = client.post("/console/databases/db/operations", data=acknowledged)
     assert answer.status_code == 303
     assert "(acknowledged)" in client.get(answer.headers["Location"]).text
+
+
+def test_an_operation_page_streams_its_events_to_the_signed_in_browser(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["operator"])
+    form = {"revision": "heads", "csrf_token": csrf(client, "/console/")}
+    page = client.post("/console/databases/staging/operations", data=form).headers["Location"]
+    assert re.search(r"0 of \d steps", client.get(page).text)
+    client.post(page + "/cancel", data={"csrf_token": csrf(client, page)})
+    stream = client.get(page + "/events")
+    assert stream.mimetype == "text/event-stream"
+    assert "event: operation.queued" in stream.text and "event: operation.cancelled" in stream.text
+    assert secured.test_client().get(page + "/events").status_code == 302  # not signed in
