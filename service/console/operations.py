@@ -54,6 +54,7 @@ def operation(operation_id: int) -> ResponseReturnValue:
         progress=_progress(record),
         mine=approvals.same_person(record, request_context()),
         may_approve=Permission.APPROVE in GRANTS[current_principal().role],
+        may_cancel=Permission.CANCEL in GRANTS[current_principal().role],
     )
 
 
