@@ -341,3 +341,27 @@ def test_an_operation_page_streams_its_events_to_the_signed_in_browser(
     assert stream.mimetype == "text/event-stream"
     assert "event: operation.queued" in stream.text and "event: operation.cancelled" in stream.text
     assert secured.test_client().get(page + "/events").status_code == 302  # not signed in
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/operations/99999999999999999999",
+        "/console/operations/7",
+        "/console/databases/nope",
+        "/console/databases/prod/revisions/nope",
+        "/console/databases/prod/revisions/%00",
+        "/console/databases/prod/change?to=%27%3B--",
+    ],
+)
+def test_odd_console_urls_answer_a_page_never_a_server_error(
+    make_app: Callable[..., Flask], path: str
+) -> None:
+    answer = make_app().test_client().get(path)
+    assert answer.status_code in (200, 404, 422), answer.text
+
+
+def test_odd_paging_parameters_are_clamped(make_app: Callable[..., Flask]) -> None:
+    client = make_app().test_client()
+    assert client.get("/console/operations?page=99999999999999999999").status_code == 200
+    assert client.get("/console/audit?before=99999999999999999999").status_code == 200

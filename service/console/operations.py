@@ -18,13 +18,14 @@ from service.services.progress import OperationRecord
 from service.services.streams import Follow
 
 PAGE_SIZE = 25
+MAX_PAGE = 10_000  # keeps OFFSET within what every control database takes
 
 
 @console.route("/operations")
 def operations() -> ResponseReturnValue:
     status = request.args.get("status") if request.args.get("status") in set(Status) else None
     database = request.args.get("database", "")[:63] or None
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
     first = (page - 1) * PAGE_SIZE
     records, total = service.list_operations(
         control_store(),
@@ -44,7 +45,7 @@ def operations() -> ResponseReturnValue:
     )
 
 
-@console.route("/operations/<int:operation_id>")
+@console.route("/operations/<id:operation_id>")
 def operation(operation_id: int) -> ResponseReturnValue:
     """The page webhook messages link to."""
     record = service.get_operation(control_store(), operation_id, principal=current_principal())
@@ -58,14 +59,14 @@ def operation(operation_id: int) -> ResponseReturnValue:
     )
 
 
-@console.route("/operations/<int:operation_id>/live")
+@console.route("/operations/<id:operation_id>/live")
 def operation_live(operation_id: int) -> ResponseReturnValue:
     """The steps and outcome alone: swapped in at each of the operation's events."""
     record = service.get_operation(control_store(), operation_id, principal=current_principal())
     return render_template("console/_operation_live.html", op=record, progress=_progress(record))
 
 
-@console.route("/operations/<int:operation_id>/events")
+@console.route("/operations/<id:operation_id>/events")
 def operation_events(operation_id: int) -> ResponseReturnValue:
     """GET /api/v1/operations/{id}/events for the signed-in browser (EventSource sends no
     Authorization header): the same stream, slots and resume by Last-Event-ID."""
@@ -79,7 +80,7 @@ def _progress(record: OperationRecord) -> dict[str, Any] | None:
     return None if record.finished else progress.operation_progress(control_store(), record)
 
 
-@console.route("/operations/<int:operation_id>/cancel", methods=["POST"])
+@console.route("/operations/<id:operation_id>/cancel", methods=["POST"])
 def cancel(operation_id: int) -> ResponseReturnValue:
     service.cancel_operation(control_store(), operation_id, request_context())
     return redirect(url_for("console.operation", operation_id=operation_id), code=303)

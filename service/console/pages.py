@@ -41,7 +41,7 @@ def fleet() -> ResponseReturnValue:
     )
 
 
-@console.route("/databases/<name>")
+@console.route("/databases/<dbname:name>")
 def database(name: str) -> ResponseReturnValue:
     detail = databases.describe_database(registry(), name)
     page = revisions.list_revisions(registry(), name, first=0, last=ALL)
@@ -55,7 +55,7 @@ def database(name: str) -> ResponseReturnValue:
     )
 
 
-@console.route("/databases/<name>/revisions/<rev>")
+@console.route("/databases/<dbname:name>/revisions/<revspec:rev>")
 def revision(name: str, rev: str) -> ResponseReturnValue:
     info = revisions.get_revision(registry(), name, rev)
     dialect = request.args.get("dialect") if request.args.get("dialect") in DIALECTS else None
