@@ -9,7 +9,10 @@ import dataclasses
 import functools
 import json
 import logging
+import os
+import shutil
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +22,7 @@ from service import __version__, logcontext, logformat
 from service.cli_tokens import add_token_commands
 from service.errors import ConfigError, MigctlError
 from service.secrets import mask_url
-from service.settings import Settings
+from service.settings import METRICS_DIR, Settings
 
 if TYPE_CHECKING:
     from service.services.control import SchemaChange
@@ -121,9 +124,30 @@ def _add_generated_files(commands: argparse._SubParsersAction[argparse.ArgumentP
 
 
 def _serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    created = settings.metrics_dir is None
+    settings = _share_metrics_directory(settings)  # before prometheus_client is imported
+    try:
+        return _serve_with(args, settings)
+    finally:
+        if created and settings.metrics_dir is not None:
+            shutil.rmtree(settings.metrics_dir, ignore_errors=True)
+
+
+def _share_metrics_directory(settings: Settings) -> Settings:
+    """PROMETHEUS_MULTIPROC_DIR for every process serve starts (its gunicorn workers and its
+    worker): the one given, or a fresh one; emptied first, as multiprocess mode requires."""
+    directory = settings.metrics_dir or Path(tempfile.mkdtemp(prefix="migctl-metrics-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ[METRICS_DIR] = str(directory)
+    return dataclasses.replace(settings, metrics_dir=directory)
+
+
+def _serve_with(args: argparse.Namespace, settings: Settings) -> int:
     from service.api.server import serve
 
-    settings = Settings.from_env()
     _configure_logging(settings)
     check_exposure(settings, args.bind or settings.bind)
     _prepare_control_database(settings)

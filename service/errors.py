@@ -179,6 +179,32 @@ class IdempotencyKeyReusedError(MigctlError):
     members = ("operation_id",)
 
 
+class RolloutNotFoundError(MigctlError):
+    """No rollout has this id."""
+
+    code = "rollout-not-found"
+    advice = "fix the request"
+    members = ("rollout_id",)
+
+    def __init__(self, rollout_id: int) -> None:
+        super().__init__(f"No rollout has id {rollout_id}.", rollout_id=rollout_id)
+
+
+class RolloutConflictError(MigctlError):
+    """The rollout's status does not allow the change (resume a finished one, say)."""
+
+    code = "rollout-conflict"
+    advice = "read the rollout's status; a finished rollout stays finished"
+    members = ("rollout_id", "rollout_status")
+
+
+class EmptySelectionError(MigctlError):
+    """A rollout's selector matched no managed database."""
+
+    code = "selection-empty"
+    advice = "fix the selector (names, environment, labels)"
+
+
 class PreconditionFailedError(MigctlError):
     """The database's current revisions are not the `expected_current` the request named."""
 
@@ -231,6 +257,13 @@ class UnauthenticatedError(MigctlError):
 
     code = "unauthenticated"
     advice = "send `Authorization: Bearer <token>` with a token of the tokens file"
+
+
+class CsrfError(MigctlError):
+    """A console form came without this session's CSRF token: stale, or from another site."""
+
+    code = "csrf-failed"
+    advice = "reload the console page and submit the form again"
 
 
 class AuthUnavailableError(MigctlError):
@@ -292,6 +325,14 @@ class StreamsBusyError(MigctlError):
 
     code = "too-many-streams"
     advice = "retry after `Retry-After`, or fall back to `?wait=` polling"
+
+
+class LintBlockedError(MigctlError):
+    """The SQL of the change breaks lint rules and the database's policy is `lint = "block"`."""
+
+    code = "lint-blocked"
+    advice = "fix the revisions, opt out in the revision, or have an admin `acknowledge` rules"
+    members = ("findings", "rules")
 
 
 def _by_code() -> dict[str, type[MigctlError]]:

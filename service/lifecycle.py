@@ -89,3 +89,23 @@ class JobEnd(StrEnum):
     LEASE_LOST = "lease lost"
     START_TIMEOUT = "start timeout"
     SHUTDOWN = "shutdown"
+
+
+class RolloutStatus(StrEnum):
+    """Where a rollout is; workers advance a running one, callers pause, resume or cancel."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    SUCCEEDED = "succeeded"  # every database upgraded
+    FAILED = "failed"  # more failures than max_failures, or done with some
+    CANCELLED = "cancelled"
+
+
+ROLLOUT_TRANSITIONS: dict[tuple[RolloutStatus, RolloutStatus], str] = {
+    (RolloutStatus.RUNNING, RolloutStatus.PAUSED): "a caller pauses it: no new operations",
+    (RolloutStatus.PAUSED, RolloutStatus.RUNNING): "a caller resumes it",
+    (RolloutStatus.RUNNING, RolloutStatus.CANCELLED): "a caller cancels it (queued ones too)",
+    (RolloutStatus.PAUSED, RolloutStatus.CANCELLED): "a caller cancels it (queued ones too)",
+    (RolloutStatus.RUNNING, RolloutStatus.SUCCEEDED): "a worker saw every operation succeed",
+    (RolloutStatus.RUNNING, RolloutStatus.FAILED): "a worker saw too many failures",
+}

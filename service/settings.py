@@ -47,6 +47,8 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_RUNNER_TIMEOUT_SECONDS",
         "MIGCTL_LOG_FORMAT",
         "MIGCTL_WORKER_CONCURRENCY",
+        # The web console (/console).
+        "MIGCTL_CONSOLE_SESSION_MINUTES",
         # Event streams (server-sent events) of the API processes.
         "MIGCTL_MAX_STREAMS",
         "MIGCTL_STREAM_SECONDS",
@@ -54,6 +56,9 @@ KNOWN_VARIABLES = frozenset(
         # Read by the `migctl` client commands only; a server ignores them.
         "MIGCTL_URL",
         "MIGCTL_TOKEN",
+        # fleets, rollouts and metrics
+        "MIGCTL_STATE_REFRESH_SECONDS",
+        "MIGCTL_METRICS_PUBLIC",
     }
 )
 DATABASE_KEYS = frozenset(
@@ -75,10 +80,19 @@ DATABASE_KEYS = frozenset(
         "require_approval",
         "approvals_required",
         "approval_ttl",
+        # Production safety (README "Production safety").
+        "lint",
+        "lock_timeout",
+        "statement_timeout",
+        "labels",
     }
 )
+LINT_POLICIES = ("off", "warn", "block")
+PRODUCTION_LOCK_TIMEOUT = "5s"
+_DURATION = re.compile(r"^[0-9]{1,9}\s*(us|ms|s|min|h|d)?$")
 LOCK_KINDS = ("advisory", "table")
 PRODUCTION = "production"
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own name for it
 DEFAULT_DATABASE_NAME = "default"
 EXAMPLE_DATABASE_NAME = "example"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -106,6 +120,21 @@ class ManagedDatabase:
     require_approval: bool | None = None  # None: required when environment is production
     approvals_required: int = 1  # distinct people, none of them the requester
     approval_ttl_seconds: float = 86_400.0  # an operation awaiting approval expires after it
+    lint: str | None = None  # off | warn | block; None: block in production, else warn
+    lock_timeout: str | None = None  # a PostgreSQL duration; None: 5s in production, else unset
+    statement_timeout: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)  # free key = value tags
+
+    @property
+    def lint_policy(self) -> str:
+        return self.lint or ("block" if self.environment == PRODUCTION else "warn")
+
+    @property
+    def effective_lock_timeout(self) -> str | None:
+        """The lock_timeout each migration step runs with; "0" turns the default off."""
+        if self.lock_timeout is not None:
+            return None if self.lock_timeout.strip() == "0" else self.lock_timeout
+        return PRODUCTION_LOCK_TIMEOUT if self.environment == PRODUCTION else None
 
     @property
     def job_url(self) -> Secret:
@@ -179,9 +208,15 @@ class Settings:
     max_body_bytes: int = 65536
     cors_origins: tuple[str, ...] = ()
     runner_timeout_seconds: float = 30.0
+    # Fleets: how old a database's cached state may grow; /metrics without a token.
+    state_refresh_seconds: float = 30.0
+    metrics_public: bool = False
+    metrics_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR: multiprocess metrics
     # What project runners inherit: this environment without MIGCTL_* and the variables
     # that hold databases' URLs (url_env, migration_url_env).
     runner_environ: Mapping[str, str] = field(default_factory=dict)
+    # The web console: how long a sign-in lasts.
+    console_session_minutes: int = 480
     # Server-sent event streams: each holds a thread for its whole life.
     max_streams: int | None = None  # None: a quarter of the threads (at least one)
     stream_seconds: float = 300.0  # then the stream ends; clients resume with Last-Event-ID
@@ -214,7 +249,13 @@ class Settings:
             **_access(env),
             runner_timeout_seconds=_seconds(env, "MIGCTL_RUNNER_TIMEOUT_SECONDS", default=30.0),
             worker_concurrency=_positive_int(env, "MIGCTL_WORKER_CONCURRENCY", default=1),
+            state_refresh_seconds=_seconds(env, "MIGCTL_STATE_REFRESH_SECONDS", default=30.0),
+            metrics_public=_flag(env, "MIGCTL_METRICS_PUBLIC", default=False),
+            metrics_dir=normalized(env[METRICS_DIR]) if env.get(METRICS_DIR) else None,
             runner_environ=_runner_environ(env, databases),
+            console_session_minutes=_positive_int(
+                env, "MIGCTL_CONSOLE_SESSION_MINUTES", default=480
+            ),
             **_streams(env),
         )
 
@@ -477,6 +518,10 @@ def _database_from_table(
         migration_url=Secret(migration_url) if migration_url else None,
         lock=_lock(table, where),
         **_approval_policy(table, where),
+        lint=_table_choice(table, "lint", LINT_POLICIES, where),
+        lock_timeout=_duration(table, "lock_timeout", where),
+        statement_timeout=_duration(table, "statement_timeout", where),
+        labels=_labels(table, where),
         url_variables=tuple(v for v in (url_variable, migration_variable) if v),
     )
 
@@ -509,6 +554,19 @@ def _approval_policy(table: Mapping[str, Any], where: str) -> dict[str, Any]:
     }
 
 
+def _labels(table: Mapping[str, Any], where: str) -> dict[str, str]:
+    raw = table.get("labels", {})
+    valid = isinstance(raw, dict) and all(
+        isinstance(v, str) and _NAME.match(k) for k, v in raw.items()
+    )
+    if not valid:
+        raise ConfigError(
+            f"{where}: key 'labels' must be a table of strings whose keys are 1-63 letters, "
+            "digits, '.', '_' or '-' (e.g. labels = { region = \"eu\", tier = \"gold\" })."
+        )
+    return dict(raw)
+
+
 def _lock(table: Mapping[str, Any], where: str) -> str:
     kind = _string(table, "lock", where) or "advisory"
     if kind not in LOCK_KINDS:
@@ -520,6 +578,23 @@ def _string(table: Mapping[str, Any], key: str, where: str) -> str:
     value = table.get(key, "")
     if not isinstance(value, str):
         raise ConfigError(f"{where}: key {key!r} must be a string.")
+    return value
+
+
+def _table_choice(
+    table: Mapping[str, Any], key: str, choices: tuple[str, ...], where: str
+) -> str | None:
+    value = _string(table, key, where) or None
+    if value is not None and value not in choices:
+        raise ConfigError(f"{where}: key {key!r} is one of {', '.join(choices)}, not {value!r}.")
+    return value
+
+
+def _duration(table: Mapping[str, Any], key: str, where: str) -> str | None:
+    """A PostgreSQL duration ("5s", "500ms", "2min"; "0" for none): it goes into a SET."""
+    value = _string(table, key, where) or None
+    if value is not None and not _DURATION.match(value):
+        raise ConfigError(f'{where}: key {key!r} is a duration such as "5s" or "500ms".')
     return value
 
 

@@ -58,6 +58,10 @@ STATUSES = {
     "self-approval": 403,
     "approval-conflict": 409,
     "approval-stale": 409,
+    "lint-blocked": 422,
+    "rollout-not-found": 404,
+    "rollout-conflict": 409,
+    "selection-empty": 422,
 }
 
 

@@ -11,18 +11,21 @@ from flask import Flask, g, request
 from flask.wrappers import Response
 from flask_cors import CORS
 
-from service import __version__, logcontext
-from service.api import docs, security
+from service import __version__, console, logcontext
+from service.api import docs, metrics, security
 from service.api.context import SERVICES
 from service.api.fields import CONVERTERS, converter_schema
 from service.api.problems import domain_problem
 from service.api.resources import (
     audit,
     databases,
+    fleet,
     health,
     operations,
     previews,
     revisions,
+    rollouts,
+    safety,
     streams,
 )
 from service.api.slots import STREAMS, WAITERS, Slots
@@ -67,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions[WAITERS] = Slots(settings.waiter_limit)
     app.extensions[STREAMS] = Slots(settings.stream_limit)
     app.before_request(_assign_request_id)
+    metrics.install(app)  # before security: refused requests are counted too
     app.after_request(_echo_request_id)
     app.teardown_request(_forget_log_context)
     app.register_error_handler(MigctlError, domain_problem)
@@ -78,10 +82,22 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     for converter, schema in CONVERTERS.values():
         api.register_converter(converter, converter_schema(schema))
-    for resource in (databases, revisions, previews, operations, audit, streams):
+    resources = (
+        databases,
+        revisions,
+        previews,
+        operations,
+        audit,
+        streams,
+        safety,
+        fleet,
+        rollouts,
+    )
+    for resource in resources:
         api.register_blueprint(resource.blp, url_prefix="/api/v1")
     api.register_blueprint(health.blp)
     app.register_blueprint(docs.page)
+    console.install(app)
     return app
 
 

@@ -23,8 +23,11 @@ logger = logging.getLogger(__name__)
 TOKENS = "migctl.tokens"
 DENIALS = "migctl.denials"
 DOCS_PUBLIC = "MIGCTL_DOCS_PUBLIC"
+METRICS_PUBLIC = "MIGCTL_METRICS_PUBLIC"
 PUBLIC_ALWAYS = ("/health/",)
 PUBLIC_DOCS = ("/openapi.json", "/docs")
+# The console signs people in with a session cookie of its own (service.console.auth).
+SELF_AUTHENTICATED = ("/console",)
 _ON_BEHALF_OF = re.compile(r"^[\x20-\x7e]{1,255}$")
 # The docs page loads only its own script and styles (Swagger UI renders inline styles).
 DOCS_CSP = (
@@ -39,6 +42,7 @@ def install(app: Flask, settings: Settings) -> None:
     app.extensions[DENIALS] = audit_service.DenialLimiter()
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config[DOCS_PUBLIC] = settings.docs_public
+    app.config[METRICS_PUBLIC] = settings.metrics_public
     app.before_request(_authenticate)
     app.after_request(_protective_headers)
     app.register_error_handler(UnauthenticatedError, _unauthenticated)
@@ -48,9 +52,11 @@ def install(app: Flask, settings: Settings) -> None:
 def _authenticate() -> None:
     g.on_behalf_of = _on_behalf_of()
     path = request.path
-    if path.startswith(PUBLIC_ALWAYS) or request.method == "OPTIONS":
+    if path.startswith(PUBLIC_ALWAYS + SELF_AUTHENTICATED) or request.method == "OPTIONS":
         return
     if path.startswith(PUBLIC_DOCS) and current_app.config[DOCS_PUBLIC]:
+        return
+    if path == "/metrics" and current_app.config[METRICS_PUBLIC]:
         return
     tokens: TokenFile | None = current_app.extensions[TOKENS]
     if tokens is None:
@@ -62,6 +68,11 @@ def _authenticate() -> None:
     principal = tokens.verify(token)
     if principal is None:
         raise UnauthenticatedError("The bearer token is not known (revoked or mistyped?).")
+    _authenticated(principal)
+
+
+def authenticated(principal: Principal) -> None:
+    """Serve this request as `principal` (the console, after its own sign-in check)."""
     _authenticated(principal)
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
-from service import logcontext, logformat
+from service import logcontext, logformat, metrics
 from service.api.app import create_app
 from service.services.redaction import attach_log_redaction
 from service.settings import Settings
@@ -71,8 +73,14 @@ def gunicorn_options(settings: Settings, **overrides: Any) -> dict[str, Any]:
         # gunicorn's default line, and the request id the app answered with (X-Request-ID).
         "access_log_format": ACCESS_LOG_FORMAT,
     }
+    if settings.metrics_dir is not None:
+        options["child_exit"] = functools.partial(_child_exit, settings.metrics_dir)
     options.update(overrides)
     return options
+
+
+def _child_exit(directory: Path, _server: Any, worker: Any) -> None:
+    metrics.process_ended(directory, worker.pid)
 
 
 def serve(settings: Settings, **overrides: Any) -> None:

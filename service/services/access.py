@@ -23,6 +23,7 @@ class Permission(StrEnum):
     DOWNGRADE = "downgrade"
     STAMP = "stamp"
     APPROVE = "approve"
+    OVERRIDE = "override"  # acknowledge lint findings, accept modified revisions, release locks
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {

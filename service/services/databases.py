@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -38,6 +39,7 @@ class DatabaseSummary:
     url: str
     project: Project
     policy: Policy
+    labels: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ def summarize(managed: Managed) -> DatabaseSummary:
         url=database.masked_url,
         project=Project(str(database.alembic_config), database.alembic_section),
         policy=Policy(database.allows("downgrade"), database.allows("stamp")),
+        labels=dict(database.labels),
     )
 
 

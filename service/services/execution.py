@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from service import metrics
 from service.errors import DatabaseNotFoundError, JobStartError, MigctlError
 from service.lifecycle import JobEnd, Status
 from service.migrator.jobs import (
@@ -110,6 +111,7 @@ def record_event(
             ops.add_step(connection, record.id, step)
             events.emit(connection, record.id, events.STEP_FINISHED, _step_summary(step))
             _step_starts(connection, record.id)
+        metrics.STEP_DURATION.labels(step.direction).observe(step.duration_ms / 1000)
         return None
     status = Status.SUCCEEDED if event.error is None else Status.FAILED
     ended = finish(registry, store, record, worker_id, status, event.heads_after, event.error)
@@ -181,7 +183,15 @@ def finish(
             event = _event(record, f"operation.{status}", status, worker_id, details)
             audit.append(connection, event)
             events.emit(connection, record.id, events.status_kind(status))
+    if moved:
+        _observe_end(record, status)
     return status if moved else None
+
+
+def _observe_end(record: OperationRecord, status: Status) -> None:
+    if record.started_at is not None:
+        seconds = (utcnow() - record.started_at).total_seconds()
+        metrics.OPERATION_DURATION.labels(record.action, str(status)).observe(seconds)
 
 
 def _reconcile_steps(
@@ -228,6 +238,8 @@ def interrupt(
             event = _event(record, "operation.interrupted", Status.INTERRUPTED, worker, details)
             audit.append(connection, event)
             events.emit(connection, record.id, events.status_kind(Status.INTERRUPTED))
+    if moved:
+        _observe_end(record, Status.INTERRUPTED)
     return moved
 
 

@@ -26,7 +26,9 @@ from service.services import approvals, events
 from service.services import audit as audit_service
 from service.services.access import ANONYMOUS, Permission, Principal, check_policy
 from service.services.context import RequestContext
+from service.services.previews import PreviewCache
 from service.services.registry import Managed, Registry
+from service.services.safety.lint import PlanToLint, lint_plan
 from service.store import audit
 from service.store import operations as ops
 from service.store.audit import AuditEvent
@@ -46,6 +48,7 @@ class OperationRequest:
     expected_current: tuple[str, ...] | None = None
     reason: str | None = None
     purge: bool = False
+    acknowledge: tuple[str, ...] = ()  # lint rules an admin queues anyway (audited)
 
     def fingerprint(self, database: str) -> str:
         body = {"database": database, **self.__dict__}
@@ -65,7 +68,9 @@ def request_operation(
     name: str,
     request: OperationRequest,
     context: RequestContext,
-    idempotency_key: str | None = None,
+    idempotency_key: str | None,
+    previews: PreviewCache,
+    rollout_id: int | None = None,
 ) -> OperationRecord:
     """Queue `request` for database `name`; the same Idempotency-Key gives the same operation.
 
@@ -83,15 +88,20 @@ def request_operation(
             if replayed is not None:
                 return replayed
         plan = _plan(managed, request)
+        if request.acknowledge:
+            context.principal.require(Permission.OVERRIDE, name)
+        lint = _lint(registry, previews, managed, request, plan)
     except MigctlError as exc:
         _record_refusal(store, name, request, context, exc, registry.redactor)
         raise
     values = _new_operation(name, request, context, plan, idempotency_key, fingerprint)
     values.update(approvals.approval_values(managed, _binding(managed, plan)))
+    values["lint"] = lint
+    values["rollout_id"] = rollout_id
     try:
         with store.transaction() as connection:
             record = ops.insert(connection, values)
-            _record_request(connection, record, context)
+            _record_request(connection, record, context, _request_details(record, request))
     except sa.exc.IntegrityError:  # the same key raced in from a concurrent retry
         try:
             replayed = _replay(store, context, idempotency_key or "", fingerprint)
@@ -104,18 +114,29 @@ def request_operation(
     return record
 
 
+def _request_details(record: OperationRecord, request: OperationRequest) -> dict[str, Any]:
+    details: dict[str, Any] = {"revision": record.revision, "action": record.action}
+    if request.acknowledge:
+        details["acknowledged"] = list(request.acknowledge)
+    return details
+
+
 def _record_request(
-    connection: sa.Connection, record: OperationRecord, context: RequestContext
+    connection: sa.Connection,
+    record: OperationRecord,
+    context: RequestContext,
+    details: dict[str, Any],
 ) -> None:
     """Audit the request; one awaiting approval also asks the approvers, else wakes workers."""
     if record.status != Status.AWAITING_APPROVAL:
-        audit.append(connection, _event(record, "operation.requested", "accepted", context))
+        event = _event(record, "operation.requested", "accepted", context, details)
+        audit.append(connection, event)
         events.emit(connection, record.id, events.QUEUED)
         ops.notify_queued(connection)
         return
-    audit.append(connection, _event(record, "operation.requested", record.status, context))
+    audit.append(connection, _event(record, "operation.requested", record.status, context, details))
     events.emit(connection, record.id, events.status_kind(record.status))
-    details = {
+    asking = {
         "approvals_required": record.approvals_required,
         "expires_at": record.approval_expires_at.isoformat()
         if record.approval_expires_at
@@ -123,7 +144,7 @@ def _record_request(
         "approvers": approvals.APPROVERS,
         "review": record.approval_binding,
     }
-    audit.append(connection, _event(record, "approval.requested", record.status, context, details))
+    audit.append(connection, _event(record, "approval.requested", record.status, context, asking))
 
 
 def _binding(managed: Managed, plan: Plan) -> dict[str, Any]:
@@ -165,6 +186,18 @@ def _plan(managed: Managed, request: OperationRequest) -> Plan:
         targets=resolve_targets(graph, request.action, start, request.revision),
         steps=[{"revision": step_revision(s), "direction": step_direction(s)} for s in steps],
     )
+
+
+def _lint(
+    registry: Registry,
+    previews: PreviewCache,
+    managed: Managed,
+    request: OperationRequest,
+    plan: Plan,
+) -> dict[str, Any] | None:
+    start = () if request.purge else plan.current
+    to_lint = PlanToLint(request.action, start, request.revision, request.acknowledge)
+    return lint_plan(registry, previews, managed, to_lint)
 
 
 def _new_operation(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
+from typing import Any
 
 from service.errors import UnknownDatabaseRevisionError
 from service.migrator.plans import resolve_targets
@@ -34,6 +35,7 @@ class SqlPreview:
     sha256: str
     # Rendered twice: the revisions whose text differed (a set iterated in a revision...).
     unstable_revisions: list[str]
+    lint: dict[str, Any] | None = None  # services.safety.lint.with_lint adds it, uncached
 
     @property
     def deterministic(self) -> bool:

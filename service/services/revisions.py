@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from service.errors import DatabaseUnavailableError, UnknownDatabaseRevisionError
-from service.migrator.revisions import RevisionInfo
+from service.migrator.revisions import RevisionInfo as RevisionInfo
 from service.migrator.scripts import RevisionGraph
 from service.services.registry import Managed, Registry
 

@@ -83,6 +83,14 @@ class TokenFile:
             learn_token(token)
         return found
 
+    def principal_for_digest(self, digest: str) -> Principal | None:
+        """The principal whose token hashes to `digest` (a console session's), None once
+        the token is revoked or while the file does not parse."""
+        self._reload_if_changed()
+        if self._unreadable:
+            return None
+        return next((p for expected, p in self._entries if expected == digest), None)
+
     def _reload_if_changed(self) -> None:
         stat = _stat(self.path)
         if stat == self._stat:

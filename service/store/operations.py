@@ -68,6 +68,8 @@ class OperationRecord:
     approvals_required: int | None = None  # None: it needs no approval
     approval_expires_at: dt.datetime | None = None
     approval_binding: dict[str, Any] | None = None  # what approvers review: plan, file sha256s
+    lint: dict[str, Any] | None = None
+    rollout_id: int | None = None  # the rollout that queued it
     steps: tuple[StepRecord, ...] = ()
     approvals: tuple[ApprovalRecord, ...] = ()  # with the steps: each decision, in order
 

@@ -59,11 +59,14 @@ operations = sa.Table(
     sa.Column("approvals_required", sa.Integer),
     sa.Column("approval_expires_at", sa.DateTime(timezone=True)),
     sa.Column("approval_binding", sa.JSON),
+    sa.Column("lint", sa.JSON),  # findings of the planned SQL when it was queued
+    sa.Column("rollout_id", sa.Integer),  # the rollout that queued it, if one did
     sa.CheckConstraint(f"status IN {STATUSES!r}", name="status"),
     sa.CheckConstraint(f"action IN {ACTIONS!r}", name="action"),
     sa.UniqueConstraint("actor", "idempotency_key"),
     sa.Index("ix_migctl_operations_database_id", "database", "id"),
     sa.Index("ix_migctl_operations_status_id", "status", "id"),
+    sa.Index("ix_migctl_operations_rollout_id", "rollout_id"),
     # The database, not the code, guarantees one running operation per managed database.
     sa.Index(
         ONE_RUNNING_PER_DATABASE,
@@ -199,4 +202,90 @@ webhooks_disabled = sa.Table(
     sa.Column("url_sha256", sa.String(64), nullable=False),
     sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
+)
+
+# The sha256 of each revision file when migctl applied or stamped it (a Flyway-like ledger):
+# an edit after the fact shows as `modified` in /verify.
+revision_checksums = sa.Table(
+    "migctl_revision_checksums",
+    metadata,
+    sa.Column("database", sa.String(63), nullable=False),
+    sa.Column("revision", sa.String(255), nullable=False),
+    sa.Column("path", sa.String(1024), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("operation_id", sa.Integer),
+    sa.PrimaryKeyConstraint("database", "revision"),
+)
+
+# Each database's state as a worker last read it, so fleet views never run env.py per request.
+database_states = sa.Table(
+    "migctl_database_states",
+    metadata,
+    sa.Column("database", sa.String(63), primary_key=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("current_heads", sa.JSON, nullable=False),
+    sa.Column("pending_count", sa.Integer),
+    sa.Column("problem_code", sa.String(64)),
+    sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# A rollout: one action to many databases, a few at a time; workers advance it.
+rollouts = sa.Table(
+    "migctl_rollouts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("revision", sa.String(255), nullable=False),
+    sa.Column("selector", sa.JSON, nullable=False),
+    sa.Column("max_parallel", sa.Integer, nullable=False),
+    sa.Column("canary", sa.Integer, nullable=False),
+    sa.Column("max_failures", sa.Integer, nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("on_behalf_of", sa.String(255)),
+    sa.Column("request_id", sa.String(64)),
+    sa.Column("idempotency_key", sa.String(255)),
+    sa.Column("request_hash", sa.String(64)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    # A short lease: the one worker advancing it now, so max_parallel holds across workers.
+    sa.Column("advancer", sa.String(128)),
+    sa.Column("advance_until", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("actor", "idempotency_key"),
+    sa.Index("ix_migctl_rollouts_status", "status"),
+)
+
+rollout_targets = sa.Table(
+    "migctl_rollout_targets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "rollout_id",
+        sa.Integer,
+        sa.ForeignKey("migctl_rollouts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("database", sa.String(63), nullable=False),
+    sa.Column("canary", sa.Boolean, nullable=False),
+    sa.Column("operation_id", sa.Integer),
+    sa.Column("problem_code", sa.String(64)),  # why no operation could be queued for it
+    sa.Column("problem_detail", sa.Text),
+    sa.UniqueConstraint("rollout_id", "database"),
+)
+
+# Console sign-ins: the cookie holds a random id, this table only its SHA-256, so a copy of
+# the control database opens no session. `token_hash` is the tokens file's digest: a revoked
+# token ends its sessions at their next request.
+console_sessions = sa.Table(
+    "migctl_console_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_migctl_console_sessions_expires_at", "expires_at"),
 )

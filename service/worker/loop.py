@@ -17,12 +17,13 @@ from service import logcontext
 from service.errors import MigctlError
 from service.lifecycle import JobEnd, Status
 from service.retrying import Backoff, Outage, until_done
-from service.services import approvals, execution
+from service.services import approvals, execution, rollout_runs
 from service.services.control import DATABASE_ERRORS, UNAVAILABLE
 from service.services.execution import OperationRecord, QueueListener
 from service.services.wiring import Services, build_services
 from service.settings import Settings
 from service.worker.presence import Presence
+from service.worker.refresher import StateRefresher
 from service.worker.supervision import Supervision
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 CONTROL_DATABASE_TROUBLE: tuple[type[Exception], ...] = (MigctlError, *DATABASE_ERRORS)
 WARM_UP_SECONDS = 20.0
 SLOT_POLL_SECONDS = 0.1
+ROLLOUT_SECONDS = 0.5  # how often a busy worker looks at rollouts (each look is a few queries)
 
 
 class Worker:
@@ -48,13 +50,18 @@ class Worker:
         self.concurrency = concurrency or settings.worker_concurrency
         self._running: dict[int, threading.Thread] = {}
         self._running_lock = threading.Lock()
+        self._rollouts_seen = 0.0
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         logger.info("worker %s started (%d at once)", self.worker_id, self.concurrency)
         poll = self.settings.worker_poll_seconds
-        with Presence(self.store, self.worker_id, poll), QueueListener(self.store) as listener:
+        with (
+            Presence(self.store, self.worker_id, poll),
+            StateRefresher(self.services, self.worker_id),
+            QueueListener(self.store) as listener,
+        ):
             self._warm()  # seen (alive) meanwhile: warming may take seconds per project
             while not self.stopping.is_set():
                 if not self._attempt():
@@ -80,6 +87,7 @@ class Worker:
         """Reap, then claim operations while a slot is free; False when it claimed none."""
         execution.reap_expired(self.registry, self.store, self.worker_id)
         approvals.expire_overdue(self.store)
+        self._advance_rollouts()
         claimed = False
         while self._free_slots() and not self.stopping.is_set():
             record = execution.claim_next(self.store, self.worker_id, self.settings.lease_seconds)
@@ -88,6 +96,13 @@ class Worker:
             self._start(record)
             claimed = True
         return claimed
+
+    def _advance_rollouts(self) -> None:
+        if time.monotonic() - self._rollouts_seen < ROLLOUT_SECONDS:
+            return
+        self._rollouts_seen = time.monotonic()
+        lease = self.settings.lease_seconds
+        rollout_runs.advance_all(self.services, self.worker_id, lease)
 
     def _free_slots(self) -> int:
         with self._running_lock:

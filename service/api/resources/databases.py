@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from flask.views import MethodView
 
-from service.api.context import registry
+from service.api.context import control_store, registry
 from service.api.smorest import Blueprint
 from service.services import databases as service
+from service.services import fleet
 from service.services.databases import SchemaState
 
 blp = Blueprint("Databases", __name__, description="Managed databases and their status.")
@@ -31,6 +34,11 @@ class DatabaseSchema(ma.Schema):
     url = ma.fields.String(metadata={"description": "The URL, password masked"})
     project = ma.fields.Nested(ProjectSchema)
     policy = ma.fields.Nested(PolicySchema)
+    labels = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.String(),
+        metadata={"description": "Free key = value tags from the databases file"},
+    )
 
 
 class StatusSchema(ma.Schema):
@@ -70,6 +78,15 @@ class DatabaseQueryArgsSchema(ma.Schema):
     environment = ma.fields.String(
         validate=ma.validate.Length(max=100), metadata={"description": "Only this environment"}
     )
+    state = ma.fields.String(
+        validate=ma.validate.OneOf(fleet.STATES),
+        metadata={"description": "Only databases in this state, as a worker last read it"},
+    )
+    label = ma.fields.List(
+        ma.fields.String(validate=ma.validate.Length(min=1, max=200)),
+        validate=ma.validate.Length(max=20),
+        metadata={"description": "`key=value` or `key`; repeat for several (all must match)"},
+    )
 
 
 @blp.route("/databases")
@@ -79,7 +96,7 @@ class Databases(MethodView):
     @blp.paginate()
     def get(self, args, pagination_parameters):
         """List managed databases, by name"""
-        found = service.list_databases(registry(), environment=args.get("environment"))
+        found = _listed(args)
         pagination_parameters.item_count = len(found)
         first, last = pagination_parameters.first_item, pagination_parameters.last_item
         return found[first : last + 1]
@@ -104,3 +121,15 @@ class Status(MethodView):
     def get(self, db):
         """Get the migration status: current heads, script heads, what is pending"""
         return service.database_status(registry(), db)
+
+
+def _listed(args: dict[str, Any]) -> list[service.DatabaseSummary]:
+    environment, labels = args.get("environment"), args.get("label", [])
+    if "state" not in args:
+        chosen = fleet.select(registry(), environment=environment, labels=labels)
+        return [service.summarize(managed) for managed in chosen]
+    return list(
+        fleet.fleet_entries(
+            registry(), control_store(), state=args["state"], environment=environment, labels=labels
+        )
+    )

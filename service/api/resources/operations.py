@@ -12,16 +12,19 @@ from flask.views import MethodView
 from service.api.context import (
     control_store,
     current_principal,
+    preview_cache,
     registry,
     request_context,
     waiter_slots,
 )
 from service.api.fields import free_text, revision_spec
+from service.api.lint_schemas import LintSchema
 from service.api.problems import operation_error_codes
 from service.api.smorest import Blueprint
 from service.lifecycle import Action, Status
 from service.services import approvals
 from service.services import operations as service
+from service.services.safety.rules import RULES
 
 blp = Blueprint("Operations", __name__, description="Changes to a database, run by a worker.")
 
@@ -45,6 +48,11 @@ class OperationCreateSchema(ma.Schema):
     )
     reason = free_text(1000)
     purge = ma.fields.Boolean(load_default=False, metadata={"description": "stamp only"})
+    acknowledge = ma.fields.List(
+        ma.fields.String(validate=ma.validate.OneOf(list(RULES))),
+        validate=ma.validate.Length(max=len(RULES)),
+        metadata={"description": "Lint rules to queue anyway under `lint = block` (admin)"},
+    )
 
     @ma.validates_schema
     def _purge_is_for_stamps(self, data, **_kwargs):
@@ -108,8 +116,16 @@ class OperationSummarySchema(ma.Schema):
     started_at = ma.fields.DateTime(allow_none=True)
     finished_at = ma.fields.DateTime(allow_none=True)
     heartbeat_at = ma.fields.DateTime(allow_none=True)
+    lint = ma.fields.Nested(
+        LintSchema,
+        allow_none=True,
+        metadata={"description": "The lint of the plan when queued (null when off)"},
+    )
     error = _RecordError(
         ErrorSchema, allow_none=True, metadata={"description": "Why it failed, else null"}
+    )
+    rollout_id = ma.fields.Integer(
+        allow_none=True, metadata={"description": "The rollout that queued it, else null"}
     )
 
 
@@ -172,6 +188,7 @@ class DatabaseOperations(MethodView):
         The same `Idempotency-Key` with the same body gives back the same operation.
         """
         body["expected_current"] = _tuple_or_none(body.get("expected_current"))
+        body["acknowledge"] = tuple(body.get("acknowledge") or ())
         record = service.request_operation(
             registry(),
             control_store(),
@@ -179,6 +196,7 @@ class DatabaseOperations(MethodView):
             service.OperationRequest(**body),
             request_context(),
             headers.get("idempotency_key"),
+            preview_cache(),
         )
         location = url_for("Operations.OperationById", operation_id=record.id)
         return record, 202, {"Location": location}

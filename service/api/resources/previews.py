@@ -8,9 +8,11 @@ from flask.views import MethodView
 
 from service.api.context import preview_cache, registry
 from service.api.fields import revision_spec
+from service.api.lint_schemas import LintSchema
 from service.api.smorest import Blueprint
 from service.lifecycle import Action
 from service.services import previews as service
+from service.services.safety.lint import with_lint
 
 blp = Blueprint("Previews", __name__, description="The SQL a change would run, before it runs.")
 
@@ -47,6 +49,11 @@ class PreviewSchema(ma.Schema):
     )
     unstable_revisions = ma.fields.List(
         ma.fields.String(), metadata={"description": "The revisions whose SQL differed"}
+    )
+    lint = ma.fields.Nested(
+        LintSchema,
+        allow_none=True,
+        metadata={"description": "Findings of the SQL lint (null when the policy is off)"},
     )
 
 
@@ -103,6 +110,8 @@ class SqlPreview(MethodView):
         """
         preview = service.preview_sql(registry(), preview_cache(), db, **args)
         as_text = request.accept_mimetypes.best_match(["application/json", "text/plain"])
+        if as_text != "text/plain":
+            preview = with_lint(registry(), preview)
         tag = preview.sha256 if as_text == "text/plain" else f"{preview.sha256}-json"
         headers = {
             "ETag": f'"{tag}"',

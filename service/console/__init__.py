@@ -1,0 +1,20 @@
+"""The web console at /console: server-rendered pages over the same services as the API."""
+
+from flask import Flask
+
+from service.console import approvals, audit, auth, changes, operations, pages
+from service.console.blueprint import console
+
+VIEWS = (
+    auth,
+    pages,
+    changes,
+    operations,
+    approvals,
+    audit,
+)  # importing them registers their routes
+
+
+def install(app: Flask) -> None:
+    app.register_blueprint(console)
+    app.jinja_env.globals["csrf_token"] = auth.csrf_token

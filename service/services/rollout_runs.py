@@ -1,0 +1,118 @@
+"""How workers advance rollouts: queue the next operations, end the rollout when it is done."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from service.errors import MigctlError
+from service.lifecycle import FINISHED, RolloutStatus, Status
+from service.services.access import Principal, Role
+from service.services.context import RequestContext
+from service.services.operations import OperationRequest, request_operation
+from service.services.rollouts import target_state
+from service.services.wiring import Services
+from service.store import audit, rollouts
+from service.store.audit import AuditEvent
+from service.store.db import ControlStore, utcnow
+from service.store.rollouts import RolloutRecord, TargetRecord
+
+logger = logging.getLogger(__name__)
+FAILED = frozenset({*FINISHED, "skipped"}) - {Status.SUCCEEDED}
+IN_FLIGHT = frozenset(Status) - FINISHED  # awaiting approval holds a slot too
+
+
+def advance_all(services: Services, worker_id: str, lease_seconds: float) -> int:
+    """Advance every running rollout no other worker is advancing; operations queued."""
+    with services.store.transaction() as connection:
+        ids = rollouts.running_ids(connection)
+    return sum(advance(services, worker_id, i, lease_seconds) for i in ids)
+
+
+def advance(services: Services, worker_id: str, rollout_id: int, lease_seconds: float) -> int:
+    """Under the rollout's lease (one worker at a time, so max_parallel holds everywhere)."""
+    store = services.store
+    now = utcnow()
+    with store.transaction() as connection:
+        until = now + dt.timedelta(seconds=lease_seconds)
+        if not rollouts.take_lease(connection, rollout_id, worker_id, now, until):
+            return 0
+        record = rollouts.get(connection, rollout_id)
+    try:
+        return _advance(services, record) if record is not None else 0
+    finally:
+        with store.transaction() as connection:
+            rollouts.release_lease(connection, rollout_id, worker_id)
+
+
+def _advance(services: Services, record: RolloutRecord) -> int:
+    store = services.store
+    states = {t.id: target_state(t) for t in record.targets}
+    failures = sum(state in FAILED for state in states.values())
+    canary_failed = any(t.canary and states[t.id] in FAILED for t in record.targets)
+    if failures > record.max_failures or canary_failed:
+        return _finish(store, record, RolloutStatus.FAILED, failures)
+    if not any(state in IN_FLIGHT or state == "pending" for state in states.values()):
+        outcome = RolloutStatus.FAILED if failures else RolloutStatus.SUCCEEDED
+        return _finish(store, record, outcome, failures)
+    canaries_done = all(states[t.id] == Status.SUCCEEDED for t in record.targets if t.canary)
+    waiting = [t for t in record.targets if states[t.id] == "pending"]
+    candidates = waiting if canaries_done else [t for t in waiting if t.canary]
+    running = sum(state in IN_FLIGHT for state in states.values())
+    slots = max(0, record.max_parallel - running)
+    return sum(_launch(services, record, target) for target in candidates[:slots])
+
+
+def _launch(services: Services, record: RolloutRecord, target: TargetRecord) -> bool:
+    """Queue the target's operation as the rollout's requester: audited, single-flight, and
+    once only (a retry after a crash replays the same Idempotency-Key)."""
+    context = RequestContext(
+        actor=record.actor,
+        principal=Principal(record.actor, Role.ADMIN),  # checked for every database at request
+        on_behalf_of=record.on_behalf_of,
+        request_id=record.request_id,
+    )
+    request = OperationRequest(record.action, record.revision, reason=f"rollout {record.id}")
+    key = f"rollout-{record.id}-{target.database}"
+    try:
+        operation = request_operation(
+            services.registry,
+            services.store,
+            target.database,
+            request,
+            context,
+            key,
+            services.previews,  # the lint policy holds for each database of a rollout
+            rollout_id=record.id,
+        )
+    except MigctlError as exc:
+        logger.warning("rollout %d: %s not queued: %s", record.id, target.database, exc.code)
+        detail = services.registry.redactor.redact(exc.detail)
+        with services.store.transaction() as connection:
+            rollouts.set_problem(connection, target.id, exc.code, detail)
+        return False
+    with services.store.transaction() as connection:
+        return rollouts.link(connection, target.id, operation.id)
+
+
+def _finish(
+    store: ControlStore, record: RolloutRecord, status: RolloutStatus, failures: int
+) -> int:
+    with store.transaction() as connection:
+        moved = rollouts.move(
+            connection, record.id, RolloutStatus.RUNNING, status, {"finished_at": utcnow()}
+        )
+        if moved:
+            event = AuditEvent(
+                actor=record.actor,
+                on_behalf_of=record.on_behalf_of,
+                action="rollout.finished",
+                outcome=str(status),
+                occurred_at=utcnow(),
+                request_id=record.request_id,
+                details={"rollout_id": record.id, "failures": failures},
+            )
+            audit.append(connection, event)
+    if moved:
+        logger.info("rollout %d %s (%d failures)", record.id, status, failures)
+    return 0

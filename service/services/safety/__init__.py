@@ -1,0 +1,1 @@
+"""Production safety: lint of the SQL a change would run, lock bounds, checksums, drift."""

@@ -1,0 +1,182 @@
+"""Rollouts and their targets: insert, read with each target's operation, guarded changes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from service.lifecycle import RolloutStatus, Status
+from service.store.db import aware
+from service.store.tables import operations, rollout_targets, rollouts
+
+
+@dataclass(frozen=True)
+class TargetRecord:
+    """One database of a rollout, with its operation once one was queued."""
+
+    id: int
+    position: int
+    database: str
+    canary: bool
+    operation_id: int | None
+    problem_code: str | None
+    problem_detail: str | None
+    operation_status: str | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class RolloutRecord:
+    id: int
+    status: str
+    action: str
+    revision: str
+    selector: dict[str, Any]
+    max_parallel: int
+    canary: int
+    max_failures: int
+    actor: str
+    on_behalf_of: str | None
+    request_id: str | None
+    idempotency_key: str | None
+    request_hash: str | None
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    advancer: str | None
+    advance_until: dt.datetime | None
+    targets: tuple[TargetRecord, ...] = ()
+
+
+def insert(connection: sa.Connection, values: Mapping[str, Any], databases: Sequence[str]) -> int:
+    key = connection.execute(rollouts.insert().values(**values)).inserted_primary_key
+    assert key is not None
+    rollout_id = int(key[0])
+    rows = [
+        {
+            "rollout_id": rollout_id,
+            "position": position,
+            "database": name,
+            "canary": position < int(values["canary"]),
+        }
+        for position, name in enumerate(databases)
+    ]
+    connection.execute(rollout_targets.insert(), rows)
+    return rollout_id
+
+
+def get(connection: sa.Connection, rollout_id: int) -> RolloutRecord | None:
+    row = connection.execute(sa.select(rollouts).where(rollouts.c.id == rollout_id)).first()
+    if row is None:
+        return None
+    values = dict(row._mapping)
+    for key in ("created_at", "finished_at", "advance_until"):
+        values[key] = aware(values[key])
+    return RolloutRecord(**values, targets=tuple(_targets(connection, rollout_id)))
+
+
+def _targets(connection: sa.Connection, rollout_id: int) -> list[TargetRecord]:
+    query = (
+        sa.select(
+            rollout_targets,
+            operations.c.status.label("operation_status"),
+            operations.c.started_at,
+            operations.c.finished_at,
+        )
+        .outerjoin(operations, operations.c.id == rollout_targets.c.operation_id)
+        .where(rollout_targets.c.rollout_id == rollout_id)
+        .order_by(rollout_targets.c.position)
+    )
+    found = []
+    for row in connection.execute(query):
+        values = {k: v for k, v in row._mapping.items() if k != "rollout_id"}
+        values["started_at"], values["finished_at"] = aware(row.started_at), aware(row.finished_at)
+        found.append(TargetRecord(**values))
+    return found
+
+
+def find_by_idempotency_key(
+    connection: sa.Connection, actor: str, key: str
+) -> RolloutRecord | None:
+    query = sa.select(rollouts.c.id).where(
+        rollouts.c.actor == actor, rollouts.c.idempotency_key == key
+    )
+    found = connection.execute(query).scalar()
+    return None if found is None else get(connection, int(found))
+
+
+def running_ids(connection: sa.Connection) -> list[int]:
+    query = sa.select(rollouts.c.id).where(rollouts.c.status == RolloutStatus.RUNNING)
+    return [int(i) for i in connection.execute(query.order_by(rollouts.c.id)).scalars()]
+
+
+def take_lease(
+    connection: sa.Connection, rollout_id: int, worker_id: str, now: dt.datetime, until: dt.datetime
+) -> bool:
+    """Become the one worker advancing the rollout until `until`; False if another is."""
+    free = sa.or_(
+        rollouts.c.advance_until.is_(None),
+        rollouts.c.advance_until < now,
+        rollouts.c.advancer == worker_id,
+    )
+    update = (
+        rollouts.update()
+        .where(rollouts.c.id == rollout_id, rollouts.c.status == RolloutStatus.RUNNING, free)
+        .values(advancer=worker_id, advance_until=until)
+    )
+    return connection.execute(update).rowcount == 1
+
+
+def release_lease(connection: sa.Connection, rollout_id: int, worker_id: str) -> None:
+    connection.execute(
+        rollouts.update()
+        .where(rollouts.c.id == rollout_id, rollouts.c.advancer == worker_id)
+        .values(advancer=None, advance_until=None)
+    )
+
+
+def move(
+    connection: sa.Connection,
+    rollout_id: int,
+    source: RolloutStatus,
+    target: RolloutStatus,
+    values: Mapping[str, Any] | None = None,
+) -> bool:
+    """A guarded status change: False when the rollout was no longer in `source`."""
+    update = (
+        rollouts.update()
+        .where(rollouts.c.id == rollout_id, rollouts.c.status == source)
+        .values(status=target, **(values or {}))
+    )
+    return connection.execute(update).rowcount == 1
+
+
+def link(connection: sa.Connection, target_id: int, operation_id: int) -> bool:
+    """Record the target's operation, once: False if it already has one."""
+    update = (
+        rollout_targets.update()
+        .where(rollout_targets.c.id == target_id, rollout_targets.c.operation_id.is_(None))
+        .values(operation_id=operation_id, problem_code=None, problem_detail=None)
+    )
+    return connection.execute(update).rowcount == 1
+
+
+def set_problem(connection: sa.Connection, target_id: int, code: str, detail: str) -> None:
+    connection.execute(
+        rollout_targets.update()
+        .where(rollout_targets.c.id == target_id, rollout_targets.c.operation_id.is_(None))
+        .values(problem_code=code, problem_detail=detail)
+    )
+
+
+def waiting_operations(connection: sa.Connection, rollout_id: int) -> list[tuple[int, str]]:
+    """(id, status) of its operations not yet running: queued or awaiting approval."""
+    waiting = (Status.QUEUED, Status.AWAITING_APPROVAL)
+    query = sa.select(operations.c.id, operations.c.status).where(
+        operations.c.rollout_id == rollout_id, operations.c.status.in_(waiting)
+    )
+    return [(int(row.id), str(row.status)) for row in connection.execute(query)]

@@ -1,0 +1,314 @@
+"""The web console through Flask's test client: sign-in, sessions, CSRF, scope, pages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from service.api.app import create_app
+from service.services.access import Role
+from service.services.tokens import new_token, token_entry
+from tests.helpers import PostgresServer, client_for, managed, settings_for, stamp
+from tests.projects import write_project
+
+TOKENS = {
+    "viewer": (Role.VIEWER, []),
+    "operator": (Role.OPERATOR, []),
+    "scoped": (Role.ADMIN, ["staging"]),
+    "admin": (Role.ADMIN, []),
+    "approver": (Role.APPROVER, []),
+}
+
+
+@pytest.fixture
+def issued(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    tokens = {name: new_token() for name in TOKENS}
+    path = tmp_path / "tokens.toml"
+    path.write_text(
+        "\n".join(token_entry(n, TOKENS[n][0], TOKENS[n][1], t) for n, t in tokens.items())
+    )
+    return path, tokens
+
+
+@pytest.fixture
+def make_app(project: Callable[[str], Path], tmp_path: Path) -> Callable[..., Flask]:
+    def make(**overrides: object) -> Flask:
+        prod = managed("prod", project("branched"), f"sqlite:///{tmp_path / 'prod.db'}")
+        staging = managed("staging", project("linear"), f"sqlite:///{tmp_path / 'staging.db'}")
+        live = managed(
+            "live", project("linear"), f"sqlite:///{tmp_path / 'live.db'}", environment="production"
+        )
+        return create_app(settings_for(prod, staging, live, **overrides))
+
+    return make
+
+
+@pytest.fixture
+def secured(make_app: Callable[..., Flask], issued: tuple[Path, dict[str, str]]) -> Flask:
+    return make_app(tokens_file=issued[0])
+
+
+def csrf(client: FlaskClient, path: str) -> str:
+    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', client.get(path).text)
+    assert found, f"no form on {path}"
+    return found.group(1)
+
+
+def sign_in(client: FlaskClient, token: str) -> None:
+    form = {"token": token, "csrf_token": csrf(client, "/console/sign-in")}
+    answer = client.post("/console/sign-in", data=form)
+    assert answer.status_code == 302, answer.text
+
+
+def test_without_tokens_the_console_opens_without_signing_in(
+    make_app: Callable[..., Flask],
+) -> None:
+    client = make_app().test_client()
+    fleet = client.get("/console/")
+    assert fleet.status_code == 200
+    assert 'href="/console/databases/prod"' in fleet.text
+    assert client.get("/console/sign-in").headers["Location"] == "/console/"
+
+
+def test_with_tokens_every_page_sends_a_stranger_to_sign_in_and_back(secured: Flask) -> None:
+    answer = secured.test_client().get("/console/databases/prod?x=1")
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith("/console/sign-in?next=/console/databases/prod")
+
+
+def test_a_token_is_exchanged_once_for_an_httponly_strict_session_cookie(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    form = {"token": issued[1]["viewer"], "csrf_token": csrf(client, "/console/sign-in")}
+    answer = client.post("/console/sign-in", data={**form, "next": "/console/audit"})
+    cookie = next(
+        c for c in answer.headers.getlist("Set-Cookie") if c.startswith("migctl_console=")
+    )
+    assert answer.headers["Location"] == "/console/audit"
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=28800" in cookie
+    assert "Secure" not in cookie  # plain HTTP here; Secure over HTTPS
+    assert issued[1]["viewer"] not in cookie
+    assert client.get("/console/").status_code == 200
+
+
+def test_an_unknown_token_is_refused_and_recorded_on_the_audit_log(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    form = {"token": "migctl_wrong", "csrf_token": csrf(client, "/console/sign-in")}
+    answer = client.post("/console/sign-in", data=form)
+    assert answer.status_code == 401
+    assert "not known" in answer.text
+    events = secured.test_client().get(
+        "/api/v1/audit-events",
+        query_string={"action": "auth.denied"},
+        headers={"Authorization": f"Bearer {issued[1]['viewer']}"},
+    )
+    assert [e["details"]["request"] for e in events.json] == ["POST /console/sign-in"]
+
+
+def test_sign_in_never_sends_the_browser_to_another_site(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    for target in ("https://evil.example/", "//evil.example/console", "/console\\@evil"):
+        form = {"token": issued[1]["viewer"], "csrf_token": csrf(client, "/console/sign-in")}
+        answer = client.post("/console/sign-in", data={**form, "next": target})
+        assert answer.headers["Location"] == "/console/"
+
+
+def test_a_form_without_the_session_csrf_token_is_refused(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["operator"])
+    answer = client.post("/console/databases/staging/operations", data={"revision": "heads"})
+    assert answer.status_code == 403
+    assert "csrf-failed" in answer.text
+    listed = client.get("/console/operations").text
+    assert "/console/operations/1" not in listed
+
+
+def test_a_sign_in_form_from_another_site_is_refused(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    answer = secured.test_client().post(
+        "/console/sign-in", data={"token": issued[1]["viewer"], "csrf_token": "0" * 64}
+    )
+    assert answer.status_code == 403
+
+
+def test_signing_out_ends_the_session_on_the_server(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["viewer"])
+    session = client.get_cookie("migctl_console", path="/console")
+    assert session is not None
+    answer = client.post("/console/sign-out", data={"csrf_token": csrf(client, "/console/")})
+    assert answer.headers["Location"] == "/console/sign-in"
+    replay = secured.test_client()
+    replay.set_cookie("migctl_console", session.value, path="/console")
+    assert replay.get("/console/").status_code == 302
+
+
+def test_a_revoked_token_ends_its_sessions(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["viewer"])
+    path, tokens = issued
+    path.write_text(token_entry("operator", Role.OPERATOR, [], tokens["operator"]))
+    assert client.get("/console/").status_code == 302
+
+
+def test_a_viewer_sees_the_change_but_may_not_queue_it(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["viewer"])
+    page = client.get("/console/databases/staging/change")
+    assert '<span class="k">CREATE</span>' in page.text
+    assert "may not upgrade" in page.text
+    form = {"revision": "heads", "csrf_token": csrf(client, "/console/")}
+    answer = client.post("/console/databases/staging/operations", data=form)
+    assert answer.status_code == 403
+    assert "forbidden" in answer.text
+
+
+def test_a_scoped_token_does_not_learn_other_databases_exist(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["scoped"])
+    assert "/console/databases/prod" not in client.get("/console/").text
+    answer = client.get("/console/databases/prod")
+    assert answer.status_code == 404
+    assert "database-not-found" in answer.text
+
+
+def test_an_operator_queues_an_upgrade_with_a_reason_and_lands_on_its_page(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["operator"])
+    form = {"revision": "heads", "reason": "release 42", "csrf_token": csrf(client, "/console/")}
+    answer = client.post("/console/databases/staging/operations", data=form)
+    assert answer.status_code == 303
+    page = client.get(answer.headers["Location"])
+    assert "release 42" in page.text and 'data-status="queued"' in page.text
+    audit = client.get("/console/audit", query_string={"action": "operation.requested"})
+    assert "operation.requested" in audit.text and "operator" in audit.text
+
+
+def test_the_database_page_draws_every_revision_with_branches_and_the_merge(
+    make_app: Callable[..., Flask],
+) -> None:
+    page = make_app().test_client().get("/console/databases/prod").text
+    assert 'data-revisions="7"' in page
+    assert (
+        len(re.findall(r'<a href="/console/databases/prod/revisions/\w+" class="node', page)) == 7
+    )
+    assert page.count("<path d=") == 7  # six parents, and the merge's second one
+
+
+def test_a_revision_page_shows_its_sql_in_the_dialect_asked_for(
+    make_app: Callable[..., Flask],
+) -> None:
+    client = make_app().test_client()
+    page = client.get("/console/databases/prod/revisions/b0000000?dialect=postgresql")
+    assert page.status_code == 200
+    assert 'aria-current="page">postgresql' in page.text
+    assert '<span class="k">CREATE</span>' in page.text
+
+
+def test_console_pages_forbid_inline_scripts_and_framing(make_app: Callable[..., Flask]) -> None:
+    answer = make_app().test_client().get("/console/")
+    policy = answer.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert "<script>" not in answer.text
+
+
+def queue_on_live(client: FlaskClient) -> str:
+    form = {"revision": "heads", "reason": "ship it", "csrf_token": csrf(client, "/console/")}
+    answer = client.post("/console/databases/live/operations", data=form)
+    assert answer.status_code == 303
+    return str(answer.headers["Location"])
+
+
+def test_the_change_page_says_when_a_database_needs_approval(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["operator"])
+    assert "needs 1 approval by another person" in client.get("/console/databases/live/change").text
+    assert "by another person" not in client.get("/console/databases/staging/change").text
+
+
+def test_a_second_person_approves_while_the_requester_is_refused(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    requester, approver = secured.test_client(), secured.test_client()
+    sign_in(requester, issued[1]["admin"])
+    sign_in(approver, issued[1]["approver"])
+    page = queue_on_live(requester)
+    mine = requester.get(page).text
+    assert 'data-status="awaiting_approval"' in mine and "another person must approve" in mine
+    approve = page + "/approve"
+    refused = requester.post(approve, data={"csrf_token": csrf(requester, page)})
+    assert refused.status_code == 403 and "self-approval" in refused.text
+    waiting = approver.get("/console/approvals").text
+    assert page in waiting and "ship it" in waiting
+    assert approver.post(approve, data={"csrf_token": csrf(approver, page)}).status_code == 303
+    decided = approver.get(page).text
+    assert 'data-status="queued"' in decided and "approved</span> by approver" in decided
+
+
+def test_a_rejection_needs_a_reason_and_ends_the_operation(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    requester, approver = secured.test_client(), secured.test_client()
+    sign_in(requester, issued[1]["operator"])
+    sign_in(approver, issued[1]["approver"])
+    page = queue_on_live(requester)
+    token = csrf(approver, page)
+    answer = approver.post(page + "/reject", data={"csrf_token": token, "reason": " "})
+    assert answer.status_code == 422
+    answer = approver.post(page + "/reject", data={"csrf_token": token, "reason": "not today"})
+    assert answer.status_code == 303
+    assert "not today" in requester.get(page).text
+    assert 'data-status="rejected"' in requester.get(page).text
+
+
+def test_a_revision_page_shows_the_lint_of_its_postgresql_sql(tmp_path: Path) -> None:
+    ini = write_project(tmp_path / "project", 'op.drop_table("account")')
+    client = client_for(managed("db", ini, f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    page = client.get("/console/databases/db/revisions/r1?dialect=postgresql").text
+    assert "<code>dropping-table</code>" in page
+    assert "only PostgreSQL SQL is linted" in client.get("/console/databases/db/revisions/r1").text
+
+
+@pytest.mark.postgresql
+def test_under_lint_block_the_change_is_refused_until_an_admin_acknowledges_it(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.create_database()
+    ini = write_project(tmp_path / "project", 'op.drop_column("account", "name")')
+    client = client_for(managed("db", ini, url, environment="production"))
+    stamp(url, "r0")
+    page = client.get("/console/databases/db/change").text
+    assert "<code>dropping-column</code>" in page and 'name="acknowledge"' in page
+    form = {"revision": "heads", "csrf_token": csrf(client, "/console/databases/db/change")}
+    refused = client.post("/console/databases/db/operations", data=form)
+    assert refused.status_code == 422 and "lint-blocked" in refused.text
+    acknowledged = {**form, "acknowledge": "dropping-column"}
+    answer = client.post("/console/databases/db/operations", data=acknowledged)
+    assert answer.status_code == 303
+    assert "(acknowledged)" in client.get(answer.headers["Location"]).text

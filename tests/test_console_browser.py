@@ -1,0 +1,146 @@
+"""The console as a person uses it: a real `migctl serve`, its worker, and headless Chromium."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from service.services.access import Role
+from service.services.tokens import new_token, token_entry
+from tests.helpers import FAST, serve, wait_for
+from tests.test_docs_page import CHROMIUM, CHROMIUM_ARGS
+
+# Screenshots are kept for people to look at (CI keeps the folder); the test prints where.
+ARTIFACTS = Path(
+    os.environ.get("MIGCTL_TEST_ARTIFACTS") or Path(__file__).parent.parent / "test-artifacts"
+)
+DESKTOP, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def tokens() -> dict[str, str]:
+    return {"operator": new_token(), "viewer": new_token()}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, tokens: dict[str, str]) -> Iterator[str]:
+    """The bundled example (12 revisions) served with its worker, behind tokens."""
+    cwd = tmp_path_factory.mktemp("console")
+    path = cwd / "tokens.toml"
+    path.write_text(
+        token_entry("alice", Role.OPERATOR, [], tokens["operator"])
+        + token_entry("victor", Role.VIEWER, [], tokens["viewer"])
+    )
+    server = serve(cwd, {**FAST, "MIGCTL_TOKENS_FILE": str(path), "MIGCTL_WORKERS": "1"})
+    url = next(server)
+    wait_for(f"{url}/health/ready")
+    yield url
+    next(server, None)
+
+
+@pytest.fixture
+def shots(request: pytest.FixtureRequest) -> Path:
+    folder = ARTIFACTS / "console" / request.node.name
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots: {folder}")
+    return folder
+
+
+def sign_in(page: Page, url: str, token: str) -> None:
+    page.goto(f"{url}/console/")
+    expect(page).to_have_url(f"{url}/console/sign-in?next=/console/?")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Fleet")).to_be_visible()
+
+
+def test_an_operator_signs_in_upgrades_the_example_and_watches_it_finish(
+    browser: Browser, served: str, tokens: dict[str, str], shots: Path
+) -> None:
+    page = browser.new_page(viewport=DESKTOP)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("requestfailed", lambda r: errors.append(f"{r.url} {r.failure}"))
+    page.on("response", lambda r: errors.append(f"{r.url} {r.status}") if r.status >= 400 else None)
+    sign_in(page, served, tokens["operator"])
+    page.screenshot(path=shots / "fleet-desktop.png", full_page=True)
+
+    page.get_by_role("link", name="example", exact=True).click()
+    expect(page.locator("svg .node")).to_have_count(12)
+    expect(page.locator("svg .node.applied")).to_have_count(0)
+    page.screenshot(path=shots / "database-before-desktop.png", full_page=True)
+
+    page.get_by_role("link", name="Review and upgrade").click()
+    expect(page.locator("ol.steps li")).to_have_count(12)
+    expect(page.locator("pre.sql .k").first).to_have_text("CREATE")
+    page.get_by_label("Reason").fill("browser test")
+    page.get_by_role("button", name="Queue upgrade to heads").click()
+
+    expect(page.locator("#live")).to_have_attribute("data-status", "succeeded", timeout=60_000)
+    expect(page.locator("#live tr.ran")).to_have_count(12)
+    page.screenshot(path=shots / "operation-desktop.png", full_page=True)
+
+    page.get_by_role("link", name="example").first.click()
+    expect(page.locator("svg .node.applied")).to_have_count(12)
+    expect(page.locator("svg .node.current")).to_have_count(1)
+    page.get_by_role("link", name="Audit log").click()
+    expect(page.locator("main")).to_contain_text("operation.succeeded")
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.goto(f"{served}/console/operations")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert errors == []  # no CSP violation, no script error
+
+
+def test_a_viewer_reads_every_page_at_desktop_and_phone_widths(
+    browser: Browser, served: str, tokens: dict[str, str], shots: Path
+) -> None:
+    pages = {
+        "fleet": "/console/",
+        "database": "/console/databases/example",
+        "revision": "/console/databases/example/revisions/head?dialect=postgresql",
+        "change": "/console/databases/example/change",
+        "operations": "/console/operations",
+        "audit": "/console/audit",
+    }
+    for size, viewport in {"desktop": DESKTOP, "phone": PHONE}.items():
+        page = browser.new_page(viewport=viewport)
+        sign_in(page, served, tokens["viewer"])
+        for name, path in pages.items():
+            page.goto(f"{served}{path}")
+            expect(page.locator("h1")).to_be_visible()
+            assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+            page.screenshot(path=shots / f"{name}-{size}.png", full_page=True)
+        page.close()
+
+
+def test_the_console_is_usable_from_the_keyboard(
+    browser: Browser, served: str, tokens: dict[str, str]
+) -> None:
+    page = browser.new_page(viewport=DESKTOP)
+    sign_in(page, served, tokens["viewer"])
+    page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_text("Skip to content")
+    page.goto(f"{served}/console/databases/example")
+    page.locator("svg .node").first.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("h1")).to_contain_text("5a3e9f7b0c64")  # the head, by keyboard

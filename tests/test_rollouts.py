@@ -1,0 +1,183 @@
+"""Rollouts through the API, advanced and run by an in-process worker."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+
+from service.api.context import SERVICES
+from service.services import rollout_runs
+from service.worker.loop import Worker
+from tests.helpers import client_for, managed
+
+HEAD = "a4000004"
+
+
+def fleet_client(ini: Path, urls: list[str]) -> FlaskClient:
+    return client_for(
+        *(
+            managed(f"db{i}", ini, url, environment="staging", labels={"tier": "a" if i else "b"})
+            for i, url in enumerate(urls)
+        )
+    )
+
+
+def heads(url: str) -> list[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            if not sa.inspect(connection).has_table("alembic_version"):
+                return []
+            return list(connection.execute(sa.text("SELECT version_num FROM alembic_version")))
+    finally:
+        engine.dispose()
+
+
+def run_rollout(client: FlaskClient, rollout_id: int, concurrency: int = 4) -> dict[str, Any]:
+    """What workers do, in this process, until the rollout ends; checks max_parallel meanwhile."""
+    services = client.application.extensions[SERVICES]
+    worker = Worker(services.settings, services, concurrency=concurrency)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        worker._rollouts_seen = 0.0
+        worker._once()
+        body = client.get(f"/api/v1/rollouts/{rollout_id}").json
+        active = body["totals"].get("queued", 0) + body["totals"].get("running", 0)
+        assert active <= body["max_parallel"]
+        if body["status"] != "running" and not active:
+            worker._join_running()
+            return dict(client.get(f"/api/v1/rollouts/{rollout_id}").json)
+        time.sleep(0.05)
+    raise AssertionError("the rollout did not end")
+
+
+def start(client: FlaskClient, headers: dict[str, str] | None = None, **body: Any) -> Any:
+    values = {"action": "upgrade", "revision": "heads", "selector": {"environment": "staging"}}
+    return client.post("/api/v1/rollouts", json={**values, **body}, headers=headers or {})
+
+
+def test_a_rollout_upgrades_every_selected_database_once_canary_first_a_few_at_a_time(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    urls = [make_database() for _ in range(5)]
+    client = fleet_client(project("linear"), urls)
+    response = start(client, max_parallel=2, canary=1)
+    assert response.status_code == 202, response.json
+    assert response.headers["Location"].endswith(f"/rollouts/{response.json['id']}")
+    assert response.json["totals"] == {"pending": 5}
+
+    body = run_rollout(client, response.json["id"])
+
+    assert body["status"] == "succeeded" and body["totals"] == {"succeeded": 5}
+    assert body["eta_seconds"] == 0
+    assert all(heads(url) == [(HEAD,)] for url in urls)
+    operations = client.get("/api/v1/operations", query_string={"page_size": 100}).json
+    assert sorted(op["database"] for op in operations) == [f"db{i}" for i in range(5)]
+    assert {op["rollout_id"] for op in operations} == {body["id"]}
+    canary = body["targets"][0]
+    assert canary["canary"] and canary["database"] == "db0"
+    assert all(t["started_at"] >= canary["finished_at"] for t in body["targets"][1:])
+    actions = [e["action"] for e in client.get("/api/v1/audit-events").json]
+    assert actions.count("operation.requested") == 5 and "rollout.finished" in actions
+
+
+def test_a_failure_stops_the_rollout_and_the_databases_after_it_are_never_touched(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    urls = [make_database() for _ in range(4)]
+    engine = sa.create_engine(urls[1])
+    with engine.begin() as connection:  # its first migration creates this table: it fails
+        connection.execute(sa.text("CREATE TABLE account (id INTEGER PRIMARY KEY)"))
+    engine.dispose()
+    client = fleet_client(project("linear"), urls)
+
+    body = run_rollout(
+        client, start(client, selector={"names": ["db0", "db1", "db2", "db3"]}).json["id"]
+    )
+
+    assert body["status"] == "failed"
+    assert [t["state"] for t in body["targets"]] == ["succeeded", "failed", "pending", "pending"]
+    assert heads(urls[2]) == [] and heads(urls[3]) == []
+
+
+def test_max_failures_lets_a_rollout_go_past_a_failure_and_end_failed(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    urls = [make_database() for _ in range(3)]
+    engine = sa.create_engine(urls[0])
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE account (id INTEGER PRIMARY KEY)"))
+    engine.dispose()
+    client = fleet_client(project("linear"), urls)
+
+    body = run_rollout(client, start(client, stop_on_failure=False, max_parallel=3).json["id"])
+
+    assert body["status"] == "failed"
+    assert body["totals"] == {"failed": 1, "succeeded": 2}
+
+
+def test_a_paused_rollout_queues_nothing_until_resumed_and_a_cancelled_one_stays_cancelled(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    client = fleet_client(project("linear"), [make_database() for _ in range(2)])
+    services = client.application.extensions[SERVICES]
+    rollout_id = start(client).json["id"]
+
+    assert client.post(f"/api/v1/rollouts/{rollout_id}/pause").json["status"] == "paused"
+    assert rollout_runs.advance_all(services, "w", 30) == 0
+    assert client.post(f"/api/v1/rollouts/{rollout_id}/resume").json["status"] == "running"
+    assert rollout_runs.advance_all(services, "w", 30) == 1
+    cancelled = client.post(f"/api/v1/rollouts/{rollout_id}/cancel").json
+    assert cancelled["status"] == "cancelled"
+    assert [t["state"] for t in cancelled["targets"]] == ["cancelled", "pending"]
+
+    refused = client.post(f"/api/v1/rollouts/{rollout_id}/resume")
+    assert refused.status_code == 409
+    assert refused.json["code"] == "rollout-conflict"
+    assert refused.json["rollout_status"] == "cancelled"
+
+
+def test_the_same_idempotency_key_gives_the_same_rollout_and_another_body_is_refused(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    client = fleet_client(project("linear"), [make_database()])
+    key = {"Idempotency-Key": "deploy-42"}
+    first, again = start(client, headers=key), start(client, headers=key)
+    assert first.status_code == again.status_code == 202
+    assert first.json["id"] == again.json["id"]
+    other = start(client, headers=key, max_parallel=3)
+    assert other.status_code == 409 and other.json["code"] == "idempotency-key-reused"
+
+
+@pytest.mark.parametrize(
+    ("selector", "status", "code"),
+    [
+        ({"environment": "production"}, 422, "selection-empty"),
+        ({"labels": ["tier=c"]}, 422, "selection-empty"),
+        ({"names": ["nope"]}, 404, "database-not-found"),
+    ],
+)
+def test_a_selector_that_picks_nothing_is_refused(
+    project: Callable[[str], Path],
+    make_database: Callable[[], str],
+    selector: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    client = fleet_client(project("linear"), [make_database()])
+    response = start(client, selector=selector)
+    assert response.status_code == status and response.json["code"] == code
+
+
+def test_labels_select_the_databases_of_a_rollout(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    client = fleet_client(project("linear"), [make_database() for _ in range(3)])
+    body = start(client, selector={"labels": ["tier=a"]}).json
+    assert [t["database"] for t in body["targets"]] == ["db1", "db2"]
