@@ -323,3 +323,20 @@ def test_the_zero_configuration_example_upgrades_through_the_client(tmp_path: Pa
     assert operation["status"] == "succeeded" and len(operation["steps"]) == count > 5
     assert done.stderr.count(": succeeded in ") == count
     assert json.loads(status.stdout)["up_to_date"] is True
+
+
+def test_sigterm_ends_open_event_streams_at_once_so_the_server_stops_quickly(
+    tmp_path: Path, processes: Callable[[dict[str, str]], Processes]
+) -> None:
+    group = processes({"MIGCTL_DATABASES_FILE": str(databases_file(tmp_path, "one"))})
+    port = free_port()
+    serving = group.start("serve", "--no-worker", "--workers", "1", "--bind", f"127.0.0.1:{port}")
+    url = f"http://127.0.0.1:{port}"
+    wait_for(f"{url}/health/live")
+    with urllib.request.urlopen(f"{url}/api/v1/events", timeout=30) as response:
+        assert response.readline() == b"retry: 3000\n"
+        started = time.monotonic()
+        serving.terminate()
+        response.read()  # the stream ends cleanly, not cut: the client resumes elsewhere
+    serving.wait(30)
+    assert serving.returncode == 0 and time.monotonic() - started < 5  # not the 30 s grace
