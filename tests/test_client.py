@@ -16,8 +16,18 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from service.client.exits import MEANINGS, Exit
-from tests.helpers import FAST, FIXTURES, MIGCTL, Processes, free_port, wait_for
+from tests.helpers import (
+    FAST,
+    FIXTURES,
+    MIGCTL,
+    PostgresServer,
+    Processes,
+    free_port,
+    wait_for,
+)
 from tests.serving import served_process
 from tests.test_worker_processes import job_process
 
@@ -340,3 +350,31 @@ def test_sigterm_ends_open_event_streams_at_once_so_the_server_stops_quickly(
         response.read()  # the stream ends cleanly, not cut: the client resumes elsewhere
     serving.wait(30)
     assert serving.returncode == 0 and time.monotonic() - started < 5  # not the 30 s grace
+
+
+@pytest.mark.postgresql
+def test_on_postgresql_an_upgrade_and_a_downgrade_report_as_on_sqlite(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """The managed database and the control database both on PostgreSQL."""
+    project = tmp_path / "slow"
+    shutil.copytree(FIXTURES / "slow", project, ignore=shutil.ignore_patterns("__pycache__"))
+    databases = tmp_path / "databases.toml"
+    databases.write_text(
+        f'[databases.pg]\nurl = "{postgres_server.create_database()}"\n'
+        f'alembic_config = "{project / "alembic.ini"}"\n'
+    )
+    environ = {
+        **FAST,
+        "MIGCTL_DATABASES_FILE": str(databases),
+        "MIGCTL_CONTROL_DATABASE_URL": postgres_server.create_database(),
+        "SLOW_SECONDS": "0.3",
+    }
+    with served_process(tmp_path, environ, "--workers", "1") as url:
+        wait_for(f"{url}/health/live")
+        done = client(url, "upgrade", "pg", "53000003", "--wait")
+        down = client(url, "downgrade", "pg", "base", "--wait")
+    assert done.returncode == Exit.OK, done.stderr
+    assert done.stdout == "operation 1 succeeded: pg at 53000003 (3 steps)\n"
+    assert done.stderr.count(": succeeded in ") == 3
+    assert down.returncode == Exit.OK and "pg at base (3 steps)" in down.stdout
