@@ -52,7 +52,12 @@ def outbox_listener(
         if not wanted:
             return
         off = outbox.disabled(connection)
-        message = message_for(connection, event, settings)
+        try:
+            message = message_for(connection, event, settings)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            # A bug in a message must not undo the audited change: send the bare event.
+            logger.exception("webhook message for event %s fell back to the plain one", event.id)
+            message = event_message(event, "")
         for hook in wanted:
             if off.get(hook.name, ("", ""))[0] == hook.url_sha256:
                 continue
