@@ -390,3 +390,29 @@ def test_approval_requests_and_decisions_reach_the_channel(
     assert "db (production): upgrade to heads, asked by root, is awaiting approval" in asked["text"]
     assert "needs 1 approval before" in asked["text"] and "approve permission" in asked["text"]
     assert decided["text"].endswith("root rejected it: freeze week")
+
+
+def test_settled_deliveries_are_pruned_after_the_retention_and_pending_ones_never(
+    store: ControlStore,
+) -> None:
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=31)
+    with store.transaction() as connection:
+        for n, status in enumerate(("delivered", "failed", "pending")):
+            outbox.insert(
+                connection,
+                {
+                    "webhook": "chat",
+                    "event_id": n,
+                    "event_type": "operation.requested",
+                    "body": "{}",
+                    "status": status,
+                    "attempts": 1,
+                    "next_attempt_at": old,
+                    "created_at": old,
+                },
+            )
+    assert webhooks.prune(store) == 2
+    assert webhooks.prune(store) == 0
+    with store.transaction() as connection:
+        (left,), _ = outbox.list_page(connection, "chat", 0, 10)
+    assert left.status == "pending"

@@ -27,6 +27,7 @@ from service.store.webhooks import DELIVERED, FAILED, PENDING, DeliveryRecord
 logger = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 6 * 3600.0
 LEASE_MARGIN_SECONDS = 30.0
+KEEP_DAYS = 30  # settled deliveries are kept this long for GET .../deliveries, then pruned
 Send = Callable[[Webhook, str, str], webhook_http.Attempt]
 
 
@@ -128,6 +129,11 @@ def _outcome(
     if attempt.retry_after is not None:
         delay = max(delay, attempt.retry_after)
     return {**values, "status": PENDING, "next_attempt_at": utcnow() + dt.timedelta(seconds=delay)}
+
+
+def prune(store: ControlStore, keep_days: float = KEEP_DAYS) -> int:
+    with store.transaction() as connection:
+        return outbox.prune(connection, utcnow() - dt.timedelta(days=keep_days))
 
 
 def backoff(base: float, attempts: int) -> float:
