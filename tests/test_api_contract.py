@@ -60,6 +60,7 @@ STATUSES = {
     "approval-stale": 409,
     "webhook-not-found": 404,
     "lint-blocked": 422,
+    "revisions-modified": 409,
     "rollout-not-found": 404,
     "rollout-conflict": 409,
     "selection-empty": 422,

@@ -28,6 +28,7 @@ from service.services.access import ANONYMOUS, Permission, Principal, check_poli
 from service.services.context import RequestContext
 from service.services.previews import PreviewCache, preview_sql
 from service.services.registry import Managed, Registry
+from service.services.safety.checksums import refuse_if_modified
 from service.services.safety.lint import PlanToLint, lint_plan
 from service.store import audit
 from service.store import operations as ops
@@ -49,6 +50,7 @@ class OperationRequest:
     reason: str | None = None
     purge: bool = False
     acknowledge: tuple[str, ...] = ()  # lint rules an admin queues anyway (audited)
+    accept_modified: bool = False  # an admin queues despite edited applied revisions (audited)
 
     def fingerprint(self, database: str) -> str:
         body = {"database": database, **self.__dict__}
@@ -88,6 +90,7 @@ def request_operation(
             if replayed is not None:
                 return replayed
         plan = _plan(managed, request)
+        refuse_if_modified(registry, store, name, request.accept_modified, context)
         if request.acknowledge:
             context.principal.require(Permission.OVERRIDE, name)
         lint = _lint(registry, previews, managed, request, plan)
@@ -121,6 +124,8 @@ def _request_details(record: OperationRecord, request: OperationRequest) -> dict
     details: dict[str, Any] = {"revision": record.revision, "action": record.action}
     if request.acknowledge:
         details["acknowledged"] = list(request.acknowledge)
+    if request.accept_modified:
+        details["accept_modified"] = True
     return details
 
 
