@@ -387,6 +387,8 @@ def test_approval_requests_and_decisions_reach_the_channel(
     assert rejected.status_code == 200
     deliver_until_settled(client)
     asked, decided = receiver.verified
+    first = json.loads(_body(client, deliveries(client, "chat")[-1]["id"]))  # newest first
+    assert first["blocks"][-1]["elements"][0]["action_id"] == "migctl_approve"
     assert "db (production): upgrade to heads, asked by root, is awaiting approval" in asked["text"]
     assert "needs 1 approval before" in asked["text"] and "approve permission" in asked["text"]
     assert decided["text"].endswith("root rejected it: freeze week")
