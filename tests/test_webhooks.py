@@ -10,6 +10,7 @@ import json
 import os
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,15 @@ from service.services.wiring import Services
 from service.store import webhooks as outbox
 from service.store.db import ControlStore
 from service.worker.deliveries import Courier
-from tests.helpers import PostgresServer, free_port, fresh_control_url, managed, settings_for
+from tests.helpers import (
+    PostgresServer,
+    Processes,
+    free_port,
+    fresh_control_url,
+    managed,
+    settings_for,
+    wait_for,
+)
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 
@@ -418,3 +427,39 @@ def test_settled_deliveries_are_pruned_after_the_retention_and_pending_ones_neve
     with store.transaction() as connection:
         (left,), _ = outbox.list_page(connection, "chat", 0, 10)
     assert left.status == "pending"
+
+
+def test_migctl_serve_delivers_signed_webhooks_of_an_operation_from_request_to_end(
+    project: Callable[[str], Path],
+    tmp_path: Path,
+    processes: Callable[..., Processes],
+    receiver: Receiver,
+) -> None:
+    hooks = tmp_path / "webhooks.toml"
+    write_hooks(hooks, {"chat": local(receiver, 'events = ["operation.*"]')})
+    group = processes(
+        {
+            "MIGCTL_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            "MIGCTL_ALEMBIC_CONFIG": str(project("linear")),
+            "MIGCTL_WEBHOOKS_FILE": str(hooks),
+            "MIGCTL_PUBLIC_URL": "https://migctl.example.com",
+            "HOOK_SECRET": SECRET,
+        }
+    )
+    port = free_port()
+    group.start("serve", "--bind", f"127.0.0.1:{port}")
+    wait_for(f"http://127.0.0.1:{port}/health/ready")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/databases/default/operations",
+        data=json.dumps({"action": "upgrade", "revision": "heads"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        operation_id = json.loads(response.read())["id"]
+    deadline = time.monotonic() + 60
+    while len(receiver.verified) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    kinds = [event["type"] for event in receiver.verified]
+    assert kinds == ["operation.requested", "operation.started", "operation.succeeded"]
+    done = receiver.verified[-1]["data"]
+    assert done["operation"]["id"] == operation_id and done["operation"]["steps_done"] == 4
