@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import email.utils
 import http.server
 import json
 import os
@@ -26,7 +27,7 @@ from service.services.access import Role
 from service.services.control import upgrade_control_schema
 from service.services.tokens import new_token, token_entry
 from service.services.webhook_file import WebhooksFile
-from service.services.webhook_http import Attempt
+from service.services.webhook_http import Attempt, retry_after
 from service.services.wiring import Services
 from service.store import webhooks as outbox
 from service.store.db import ControlStore
@@ -463,3 +464,14 @@ def test_migctl_serve_delivers_signed_webhooks_of_an_operation_from_request_to_e
     assert kinds == ["operation.requested", "operation.started", "operation.succeeded"]
     done = receiver.verified[-1]["data"]
     assert done["operation"]["id"] == operation_id and done["operation"]["steps_done"] == 4
+
+
+def test_backoff_doubles_with_jitter_up_to_a_cap_and_retry_after_takes_seconds_or_a_date() -> None:
+    for attempts, ceiling in ((1, 5.0), (2, 10.0), (5, 80.0)):
+        delays = [webhooks.backoff(5.0, attempts) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays) and len(set(delays)) > 100
+    assert webhooks.backoff(5.0, 40) <= webhooks.MAX_BACKOFF_SECONDS
+    assert retry_after("120") == 120.0 and retry_after("soon") is None
+    in_a_minute = email.utils.format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1))
+    assert 55 <= (retry_after(in_a_minute) or 0) <= 60
+    assert retry_after("99999999") == 86_400.0
