@@ -109,7 +109,11 @@ def hooked(
         path = tmp_path / "webhooks.toml"
         write_hooks(path, hooks)
         tokens = tmp_path / "tokens.toml"
-        tokens.write_text(token_entry("root", Role.ADMIN, [], ADMIN))
+        tokens.write_text(
+            token_entry("root", Role.ADMIN, [], ADMIN)
+            + token_entry("alice", Role.APPROVER, [], new_token())
+            + token_entry("bob", Role.APPROVER, ["elsewhere"], new_token())
+        )
         database = managed("db", project("linear"), f"sqlite:///{tmp_path / 'db.sqlite'}")
         database = dataclasses.replace(database, **policy)
         settings = settings_for(
@@ -400,7 +404,8 @@ def test_approval_requests_and_decisions_reach_the_channel(
     first = json.loads(_body(client, deliveries(client, "chat")[-1]["id"]))  # newest first
     assert first["blocks"][-1]["elements"][0]["action_id"] == "migctl_approve"
     assert "db (production): upgrade to heads, asked by root, is awaiting approval" in asked["text"]
-    assert "needs 1 approval before" in asked["text"] and "approve permission" in asked["text"]
+    assert "needs 1 approval before" in asked["text"]
+    assert asked["text"].endswith("UTC from alice.")  # not root (the requester), not bob's scope
     assert decided["text"].endswith("root rejected it: freeze week")
 
 
