@@ -60,6 +60,8 @@ STATUSES = {
     "approval-stale": 409,
     "lint-blocked": 422,
     "revisions-modified": 409,
+    "no-target-metadata": 422,
+    "drift-check-not-found": 404,
     "rollout-not-found": 404,
     "rollout-conflict": 409,
     "selection-empty": 422,

@@ -20,6 +20,7 @@ from service.errors import (
     DatabaseLockedError,
     DatabaseNotFoundError,
     DatabaseUnavailableError,
+    DriftCheckNotFoundError,
     EmptySelectionError,
     ForbiddenError,
     IdempotencyKeyReusedError,
@@ -29,6 +30,7 @@ from service.errors import (
     MigctlError,
     MigrationFailedError,
     MultipleHeadsError,
+    NoTargetMetadataError,
     OfflineUnsupportedError,
     OperationConflictError,
     OperationNotFoundError,
@@ -84,6 +86,8 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     ApprovalStaleError: (409, "Plan or revision files changed"),
     LintBlockedError: (422, "Blocked by the SQL lint"),
     RevisionsModifiedError: (409, "Applied revisions modified"),
+    NoTargetMetadataError: (422, "No target metadata"),
+    DriftCheckNotFoundError: (404, "Drift check not found"),
 }
 
 # Codes for errors raised by Flask, werkzeug and webargs rather than by migctl.

@@ -40,12 +40,14 @@ class AuditEvent:
     id: int | None = None
 
 
-def append(connection: sa.Connection, event: AuditEvent) -> None:
+def append(connection: sa.Connection, event: AuditEvent) -> int:
+    """Store `event`; returns its id (a drift check is read back by it)."""
     values = {name: getattr(event, name) for name in AuditEvent.__dataclass_fields__}
     values.pop("id")
     values = {k: storable_text(v) if isinstance(v, str) else v for k, v in values.items()}
     values["details"] = storable(dict(event.details))
-    connection.execute(audit_events.insert().values(**values))
+    key = connection.execute(audit_events.insert().values(**values)).inserted_primary_key
+    return int(key[0]) if key is not None else 0
 
 
 def storable(value: Any, depth: int = 0) -> Any:

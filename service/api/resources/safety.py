@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import marshmallow as ma
+from flask import url_for
 from flask.views import MethodView
 
 from service.api.context import control_store, preview_cache, registry, request_context
 from service.api.lint_schemas import LintSchema
 from service.api.resources.previews import PreviewArgsSchema
 from service.api.smorest import Blueprint
-from service.services.safety import checksums
+from service.services.safety import checksums, drift
 from service.services.safety import lint as service
 
 blp = Blueprint("Safety", __name__, description="Lint, lock bounds, checksums and drift.")
@@ -100,3 +101,52 @@ class VerifyAccept(MethodView):
         unrecorded.
         """
         return checksums.accept(registry(), control_store(), db, request_context())
+
+
+class DriftCheckSchema(ma.Schema):
+    id = ma.fields.Integer()
+    database = ma.fields.String()
+    checked_at = ma.fields.DateTime()
+    actor = ma.fields.String()
+    drift = ma.fields.Boolean(metadata={"description": "The models and the database differ"})
+    database_heads = ma.fields.List(
+        ma.fields.String(), metadata={"description": "Where the database was when compared"}
+    )
+    script_heads = ma.fields.List(ma.fields.String())
+    summary = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Integer(),
+        metadata={"description": "Differences by kind (add_table, modify_type ...)"},
+    )
+    total = ma.fields.Integer()
+    diffs = ma.fields.List(
+        ma.fields.Dict(),
+        metadata={
+            "description": "Alembic's compare_metadata items as objects: `kind`, `table`, "
+            "`column`, `from`, `to` ... (the first 50)"
+        },
+    )
+
+
+@blp.route("/databases/<dbname:db>/drift-checks")
+class DriftChecks(MethodView):
+    @blp.response(201, DriftCheckSchema, headers={"Location": {"schema": {"type": "string"}}})
+    @blp.problems(401, 403, 404, 422, 503)
+    def post(self, db):
+        """Compare the models (env.py's target_metadata) with the database: `alembic check`
+
+        Runs Alembic's compare_metadata in the project's own interpreter, read-only and
+        bounded by `MIGCTL_RUNNER_TIMEOUT_SECONDS`; the result is kept (and audited).
+        """
+        check = drift.run_drift_check(registry(), control_store(), db, request_context())
+        location = url_for("Safety.DriftCheckById", db=db, check_id=check.id)
+        return check, 201, {"Location": location}
+
+
+@blp.route("/databases/<dbname:db>/drift-checks/<int:check_id>")
+class DriftCheckById(MethodView):
+    @blp.response(200, DriftCheckSchema)
+    @blp.problems(404, 503)
+    def get(self, db, check_id):
+        """One drift check, as it was run"""
+        return drift.get_drift_check(registry(), control_store(), db, check_id)
