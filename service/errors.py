@@ -343,6 +343,14 @@ class ApprovalStaleError(MigctlError):
     members = ("operation_id", "changed")
 
 
+class WebhookNotFoundError(MigctlError):
+    """No webhook of this name in the webhooks file (or no such delivery of it)."""
+
+    code = "webhook-not-found"
+    advice = "fix the name or id (GET /api/v1/webhooks lists them)"
+    members = ("webhook", "delivery_id")
+
+
 class TransactionPoolerError(MigctlError):
     """The migration connection goes through a transaction pooler: a session lock would leak."""
 

@@ -58,6 +58,7 @@ STATUSES = {
     "self-approval": 403,
     "approval-conflict": 409,
     "approval-stale": 409,
+    "webhook-not-found": 404,
     "lint-blocked": 422,
     "revisions-modified": 409,
     "no-target-metadata": 422,

@@ -48,6 +48,7 @@ from service.errors import (
     TransactionPoolerError,
     UnauthenticatedError,
     UnknownDatabaseRevisionError,
+    WebhookNotFoundError,
 )
 from service.lifecycle import Status
 
@@ -84,6 +85,7 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     SelfApprovalError: (403, "Requester cannot approve"),
     ApprovalConflictError: (409, "Operation not awaiting this decision"),
     ApprovalStaleError: (409, "Plan or revision files changed"),
+    WebhookNotFoundError: (404, "Webhook not found"),
     LintBlockedError: (422, "Blocked by the SQL lint"),
     RevisionsModifiedError: (409, "Applied revisions modified"),
     NoTargetMetadataError: (422, "No target metadata"),

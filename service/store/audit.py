@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import re
@@ -11,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from service.store.db import AUDIT_LISTENERS
 from service.store.tables import audit_events
 
 # Details echo what callers sent (refused bodies, field names): bound what one event keeps.
@@ -41,12 +43,18 @@ class AuditEvent:
 
 
 def append(connection: sa.Connection, event: AuditEvent) -> int:
-    """Store `event`; returns its id (a drift check is read back by it)."""
+    """Write the event, then tell the store's audit listeners in the same transaction;
+    returns its id (a drift check is read back by it)."""
     values = {name: getattr(event, name) for name in AuditEvent.__dataclass_fields__}
     values.pop("id")
     values = {k: storable_text(v) if isinstance(v, str) else v for k, v in values.items()}
     values["details"] = storable(dict(event.details))
     key = connection.execute(audit_events.insert().values(**values)).inserted_primary_key
+    listeners = connection.info.get(AUDIT_LISTENERS) or ()
+    if listeners and key is not None:
+        written = dataclasses.replace(event, id=int(key[0]))
+        for listener in listeners:
+            listener(connection, written)
     return int(key[0]) if key is not None else 0
 
 
