@@ -267,6 +267,14 @@ class DriftCheckNotFoundError(MigctlError):
     advice = "fix the request"
 
 
+class LockHeldError(MigctlError):
+    """The migration lock's holder is alive (its session, or a lease not yet expired)."""
+
+    code = "lock-held"
+    advice = "wait for it, or end that session; only a lock whose holder is gone is released"
+    members = ("holder", "lease")
+
+
 class LockTimeoutError(MigctlError):
     """A step waited longer than the database's lock_timeout for a lock; it was rolled back."""
 

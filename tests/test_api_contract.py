@@ -63,6 +63,7 @@ STATUSES = {
     "revisions-modified": 409,
     "no-target-metadata": 422,
     "drift-check-not-found": 404,
+    "lock-held": 409,
     "rollout-not-found": 404,
     "rollout-conflict": 409,
     "selection-empty": 422,

@@ -26,6 +26,7 @@ from service.errors import (
     IdempotencyKeyReusedError,
     JobStartError,
     LintBlockedError,
+    LockHeldError,
     LockTimeoutError,
     MigctlError,
     MigrationFailedError,
@@ -90,6 +91,7 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     RevisionsModifiedError: (409, "Applied revisions modified"),
     NoTargetMetadataError: (422, "No target metadata"),
     DriftCheckNotFoundError: (404, "Drift check not found"),
+    LockHeldError: (409, "Migration lock held"),
 }
 
 # Codes for errors raised by Flask, werkzeug and webargs rather than by migctl.

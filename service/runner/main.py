@@ -132,6 +132,18 @@ def _drift(project: Project, message: Message, _fds: list[int], _channel: Channe
     return drift.check(project, message)
 
 
+def _locks(_project: Project, message: Message, _fds: list[int], _channel: Channel) -> Any:
+    from . import lockinfo
+
+    return lockinfo.inspect(message)
+
+
+def _release_lease(_project: Project, message: Message, _fds: list[int], _channel: Channel) -> Any:
+    from . import lockinfo
+
+    return lockinfo.release_lease(message)
+
+
 def _job(project: Project, message: Message, fds: list[int], channel: Channel) -> Any:
     from . import job
 
@@ -145,6 +157,8 @@ HANDLERS: dict[str, Handler] = {
     "preview": _preview,
     "job": _job,
     "drift": _drift,
+    "locks": _locks,
+    "release-lease": _release_lease,
 }
 
 

@@ -10,7 +10,7 @@ from service.api.context import control_store, preview_cache, registry, request_
 from service.api.lint_schemas import LintSchema
 from service.api.resources.previews import PreviewArgsSchema
 from service.api.smorest import Blueprint
-from service.services.safety import checksums, drift
+from service.services.safety import checksums, drift, locks
 from service.services.safety import lint as service
 
 blp = Blueprint("Safety", __name__, description="Lint, lock bounds, checksums and drift.")
@@ -150,3 +150,80 @@ class DriftCheckById(MethodView):
     def get(self, db, check_id):
         """One drift check, as it was run"""
         return drift.get_drift_check(registry(), control_store(), db, check_id)
+
+
+class SessionSchema(ma.Schema):
+    pid = ma.fields.Integer()
+    state = ma.fields.String(allow_none=True)
+    query_start = ma.fields.String(allow_none=True)
+    backend_start = ma.fields.String(allow_none=True)
+    application_name = ma.fields.String(allow_none=True)
+    query = ma.fields.String(allow_none=True, metadata={"description": "First 200 characters"})
+
+
+class WaitSchema(ma.Schema):
+    locktype = ma.fields.String()
+    relation = ma.fields.String(allow_none=True)
+    mode = ma.fields.String()
+
+
+class LeaseSchema(ma.Schema):
+    holder = ma.fields.String()
+    expires_at = ma.fields.String()
+    expired = ma.fields.Boolean()
+
+
+class LockOperationSchema(ma.Schema):
+    id = ma.fields.Integer()
+    worker_id = ma.fields.String(allow_none=True)
+    heartbeat_at = ma.fields.DateTime(allow_none=True)
+    lease_expires_at = ma.fields.DateTime(allow_none=True)
+    lease_expired = ma.fields.Boolean()
+
+
+class LockStatusSchema(ma.Schema):
+    database = ma.fields.String()
+    kind = ma.fields.String(metadata={"description": "advisory, table, named (MySQL) or none"})
+    holder = ma.fields.Nested(
+        SessionSchema, allow_none=True, metadata={"description": "The session holding it"}
+    )
+    waiting_for = ma.fields.List(
+        ma.fields.Nested(WaitSchema), metadata={"description": "Locks the holder waits for"}
+    )
+    blocked_by = ma.fields.List(
+        ma.fields.Nested(SessionSchema), metadata={"description": "Sessions it waits behind"}
+    )
+    lease = ma.fields.Nested(
+        LeaseSchema, allow_none=True, metadata={"description": 'Of `lock = "table"`'}
+    )
+    operation = ma.fields.Nested(
+        LockOperationSchema,
+        allow_none=True,
+        metadata={"description": "The operation migctl runs on the database, if any"},
+    )
+
+
+@blp.route("/databases/<dbname:db>/locks")
+class Locks(MethodView):
+    @blp.response(200, LockStatusSchema)
+    @blp.problems(404, 503)
+    def get(self, db):
+        """Who holds the migration lock, and what that session waits for
+
+        From `pg_locks` and `pg_stat_activity` (PostgreSQL), or the lease row of
+        `lock = "table"`, beside the operation migctl runs on the database.
+        """
+        return locks.lock_status(registry(), control_store(), db)
+
+
+@blp.route("/databases/<dbname:db>/locks/release")
+class LocksRelease(MethodView):
+    @blp.response(200, LockStatusSchema)
+    @blp.problems(401, 403, 404, 409, 503)
+    def post(self, db):
+        """Release a migration lock whose holder is gone (admin)
+
+        Clears a lease whose holder let it expire; 409 `lock-held` while its holder lives.
+        Audited as `lock.released` (released or refused).
+        """
+        return locks.release(registry(), control_store(), db, request_context())
