@@ -79,9 +79,7 @@ def get_drift_check(
             limit=1,
         )
     if not found or found[0].id != check_id:
-        raise DriftCheckNotFoundError(
-            f"Database {name!r} has no drift check {check_id}.", drift_check=check_id
-        )
+        raise DriftCheckNotFoundError(f"Database {name!r} has no drift check {check_id}.")
     return _check(check_id, found[0])
 
 
