@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from service.api.app import create_app
 from service.services.access import Role
+from service.services.safety.rules import RULES
 from service.services.tokens import new_token, token_entry
 from tests.helpers import PostgresServer, client_for, managed, settings_for, stamp
 from tests.projects import write_project
@@ -240,3 +241,10 @@ def test_an_operator_may_not_acknowledge_lint_findings(tmp_path: Path, pg_url: s
     )
     assert answer.status_code == 403
     assert answer.json["code"] == "forbidden" and answer.json["permission"] == "override"
+
+
+def test_the_readme_lists_every_rule_with_its_severity_why_and_alternative() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for rule in RULES.values():
+        row = f"| `{rule.id}` | {rule.severity} | {rule.why} | {rule.instead} |"
+        assert row in readme, rule.id
