@@ -26,6 +26,7 @@ class TargetRecord:
     problem_code: str | None
     problem_detail: str | None
     operation_status: str | None
+    operation_error: str | None  # its error code when it failed
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     attempts: int  # operations queued for it so far (more than one after an interruption)
@@ -91,6 +92,7 @@ def _targets(connection: sa.Connection, rollout_id: int) -> list[TargetRecord]:
         sa.select(
             rollout_targets,
             operations.c.status.label("operation_status"),
+            operations.c.error_code.label("operation_error"),
             operations.c.started_at,
             operations.c.finished_at,
             attempts.label("attempts"),
