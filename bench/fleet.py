@@ -38,7 +38,8 @@ REVISIONS = 3
 MAX_PARALLEL = 8
 WORKER_PROCESSES = 2
 CONCURRENCY = 4
-SINGLES = 3  # databases upgraded one at a time first: one database's upgrade time
+SINGLES = 5  # databases upgraded one at a time first: one database's upgrade time
+COLD = 2  # of them, the first ones: they start runners and load the project, not counted
 GOAL_RATIO = 1.3
 GOAL_P99_MS = 50.0
 GOAL_FLEET_MS = 50.0
@@ -277,7 +278,7 @@ def run(args: argparse.Namespace, work: Path) -> bool:
 
 
 def report(args: argparse.Namespace, figures: Figures) -> bool:
-    single = p50(figures.single_s)
+    single = p50(figures.single_s[COLD:])
     ideal = args.databases * single / MAX_PARALLEL
     ratio = figures.rollout_s / ideal
     print(f"one database's upgrade ({REVISIONS} revisions, request to end): p50 {single:.3f} s")
