@@ -23,6 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 from read_api import (
     BIN,
+    THREADS,
+    WORKERS,
     Project,
     fetch_once,
     generate_project,
@@ -58,6 +60,8 @@ class Figures:
     refresh_s: float = 0.0
     fleet_ms: list[float] = field(default_factory=list)
     filtered_ms: list[float] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # mean seconds, rollout operations
+    wrk: str = ""  # wrk's summary of GET /status: requests/s, latency percentiles, errors
 
 
 def call(port: int, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -204,14 +208,42 @@ def check_runs(control_url: str, work: Path, names: Sequence[str], figures: Figu
                     "ON s.operation_id = o.id GROUP BY o.database"
                 )
             ).all()
+            phases = connection.execute(
+                sa.text(
+                    "SELECT avg(extract(epoch FROM started_at - requested_at)), "
+                    "avg(extract(epoch FROM executing_at - started_at)), "
+                    "avg(extract(epoch FROM finished_at - executing_at)), "
+                    "extract(epoch FROM max(requested_at) - min(requested_at)) / count(*) "
+                    "FROM migctl_operations WHERE rollout_id IS NOT NULL"
+                )
+            ).one()
     finally:
         engine.dispose()
     counts = {row[0]: (row[1], row[2]) for row in per_database}
+    figures.phases = {
+        "queued -> claimed": float(phases[0]),
+        "claimed -> migrating (job start)": float(phases[1]),
+        "migrating -> ended": float(phases[2]),
+        "between two operations queued": float(phases[3]),
+    }
     figures.double_runs = sum(counts.get(n, (0, 0)) != (1, REVISIONS) for n in names)
     for name in names:
         with sqlite3.connect(work / f"{name}.db") as connection:
             rows = connection.execute("SELECT count(*) FROM alembic_version").fetchone()
         figures.not_at_head += rows != (1,)
+
+
+def wrk_status(port: int, name: str, seconds: int) -> str:
+    """Throughput of GET /status: wrk (Debian's), loopback, 2 threads x 8 connections."""
+    url = f"http://127.0.0.1:{port}/api/v1/databases/{name}/status"
+    command = ["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", url]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
+    wanted = ("Requests/sec", "50%", "99%", "Non-2xx", "Socket errors", "requests in")
+    return "\n".join(
+        f"  {line.strip()}"
+        for line in output.splitlines()
+        if line.strip().startswith(wanted) or "requests in" in line
+    )
 
 
 def measure_fleet(work: Path, project: Project, count: int, figures: Figures) -> None:
@@ -272,6 +304,8 @@ def run(args: argparse.Namespace, work: Path) -> bool:
         if found["status"] != "succeeded":
             raise RuntimeError(f"rollout {found['status']}: {found['totals']}")
         check_runs(control_url, work, names[SINGLES:], figures)
+        if args.wrk and shutil.which("wrk"):
+            figures.wrk = wrk_status(server.port, names[-1], args.wrk)
     if args.fleet:
         measure_fleet(work, project, args.fleet, figures)
     return report(args, figures)
@@ -288,6 +322,8 @@ def report(args: argparse.Namespace, figures: Figures) -> bool:
         f"(ideal {ideal:.1f} s, ratio {ratio:.2f}); most in flight seen {figures.max_running}"
     )
     print(f"double runs {figures.double_runs}, not at head {figures.not_at_head}")
+    for phase, seconds in figures.phases.items():
+        print(f"  rollout operations, mean {phase}: {seconds:.2f} s")
     for name, values in figures.api_ms.items():
         print(
             f"  during the rollout GET {name}: n={len(values)} p50 {p50(values):.1f} ms "
@@ -300,6 +336,12 @@ def report(args: argparse.Namespace, figures: Figures) -> bool:
         (f"max_parallel {MAX_PARALLEL} held", figures.max_running <= MAX_PARALLEL),
         (f"API p99 under {GOAL_P99_MS} ms during the rollout", worst_p99 < GOAL_P99_MS),
     ]
+    if figures.wrk:
+        print(
+            f"GET /status under wrk ({WORKERS} gunicorn workers x {THREADS} threads):",
+            figures.wrk,
+            sep="\n",
+        )
     if args.fleet:
         print(f"fleet of {args.fleet}: a worker read every state in {figures.refresh_s:.1f} s")
         for label, values in (
@@ -323,6 +365,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--databases", type=int, default=200, help="databases in the rollout")
     parser.add_argument(
         "--fleet", type=int, default=1000, help="databases for GET /fleet (0: skip)"
+    )
+    parser.add_argument(
+        "--wrk", type=int, default=10, help="seconds of wrk on GET /status (0: skip)"
     )
     return parser.parse_args(argv)
 

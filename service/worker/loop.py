@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 CONTROL_DATABASE_TROUBLE: tuple[type[Exception], ...] = (MigctlError, *DATABASE_ERRORS)
 WARM_UP_SECONDS = 20.0
 SLOT_POLL_SECONDS = 0.1
-ROLLOUT_SECONDS = 0.5  # how often a worker looks at rollouts (a few queries), and at each end
+ROLLOUT_SECONDS = 0.2  # how often a worker looks for rollouts with a free slot, and at each end
 
 
 class Worker:
