@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -365,3 +367,17 @@ def test_odd_paging_parameters_are_clamped(make_app: Callable[..., Flask]) -> No
     client = make_app().test_client()
     assert client.get("/console/operations?page=99999999999999999999").status_code == 200
     assert client.get("/console/audit?before=99999999999999999999").status_code == 200
+
+
+def test_an_expired_session_sends_the_browser_back_to_sign_in(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["viewer"])
+    assert client.get("/console/").status_code == 200
+    with secured.extensions["migctl"].store.transaction() as connection:
+        connection.execute(
+            sa.text("UPDATE migctl_console_sessions SET expires_at = :past"),
+            {"past": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)},
+        )
+    assert client.get("/console/").headers["Location"].startswith("/console/sign-in")
