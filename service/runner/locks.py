@@ -26,6 +26,7 @@ LOCK_NAME = "migctl:migration"
 ADVISORY_KEY = int.from_bytes(hashlib.sha256(LOCK_NAME.encode()).digest()[:8], "big", signed=True)
 LEASE_TABLE = "migctl_migration_lock"
 LEASE_SECONDS = 30.0
+POOLER_PROBES = 8
 
 
 @contextlib.contextmanager
@@ -58,18 +59,14 @@ def _backend_pid(connection: Any) -> int:
 def _refuse_transaction_pooler(connection: Any) -> None:
     """A session lock through a transaction pooler lands on a server connection others reuse.
 
-    PgBouncer in transaction mode hands each transaction the most recently freed server
-    connection: hold one transaction open on a second client connection, and the migration
-    connection's next transaction lands on another server session.
+    A direct (or session-pooled) connection keeps one backend for its whole life, and no other
+    connection can ever see that backend's pid. Through a transaction pooler (PgBouncer
+    pool_mode=transaction hands out the most recently freed server connection), a second
+    client connection that holds a transaction open gets the backend the migration connection
+    just freed, or pushes the migration connection's next transaction onto another backend.
+    Other clients' traffic through the pooler can hide both for one probe, so probe a few times.
     """
-    first = _backend_pid(connection)
-    other = connection.engine.connect()
-    try:
-        other.execute(sa.text("SELECT pg_backend_pid()"))  # its transaction stays open
-        second = _backend_pid(connection)
-    finally:
-        other.close()
-    if first != second:
+    if any(_changes_backend(connection) for _probe in range(POOLER_PROBES)):
         raise RunnerError(
             "transaction-pooler",
             "The migration connection goes through a transaction pooler (PgBouncer "
@@ -78,6 +75,16 @@ def _refuse_transaction_pooler(connection: Any) -> None:
             "migrations (migration_url or migration_url_env in the databases file), or set "
             'lock = "table".',
         )
+
+
+def _changes_backend(connection: Any) -> bool:
+    first = _backend_pid(connection)
+    other = connection.engine.connect()
+    try:
+        seen = other.execute(sa.text("SELECT pg_backend_pid()")).scalar()  # stays open
+        return bool(seen == first or _backend_pid(connection) != first)
+    finally:
+        other.close()
 
 
 @contextlib.contextmanager
