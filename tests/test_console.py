@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from service.api.app import create_app
 from service.services.access import Role
 from service.services.fleet import refresh_states
+from service.services.messages import operation_link
 from service.services.tokens import new_token, token_entry
 from tests.helpers import PostgresServer, client_for, managed, settings_for, stamp
 from tests.projects import write_project
@@ -381,3 +382,22 @@ def test_an_expired_session_sends_the_browser_back_to_sign_in(
             {"past": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)},
         )
     assert client.get("/console/").headers["Location"].startswith("/console/sign-in")
+
+
+def test_the_operation_link_of_webhook_messages_lands_on_its_page_after_sign_in(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    operator = secured.test_client()
+    sign_in(operator, issued[1]["operator"])
+    form = {"revision": "heads", "csrf_token": csrf(operator, "/console/")}
+    queued = operator.post("/console/databases/staging/operations", data=form)
+    operation_id = int(queued.headers["Location"].rsplit("/", 1)[1])
+    link = operation_link("https://migctl.example", operation_id)
+    assert link is not None
+    path = link.removeprefix("https://migctl.example")
+    reader = secured.test_client()
+    sent_to = reader.get(path).headers["Location"]
+    form = {"token": issued[1]["viewer"], "csrf_token": csrf(reader, sent_to)}
+    signed_in = reader.post(sent_to, data=form)
+    assert signed_in.headers["Location"] == path
+    assert f"Operation {operation_id}: upgrade" in reader.get(path).text

@@ -91,7 +91,7 @@ def closed(request: Request) -> bool:
 
 def sign_in(page: Page, url: str, token: str) -> None:
     page.goto(f"{url}/console/")
-    expect(page).to_have_url(f"{url}/console/sign-in?next=/console/?")
+    expect(page).to_have_url(f"{url}/console/sign-in?next=/console/")
     page.get_by_label("API token").fill(token)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Fleet")).to_be_visible()

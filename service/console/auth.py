@@ -39,7 +39,7 @@ def _authenticate() -> ResponseReturnValue | None:
         key = request.cookies.get(SESSION_COOKIE, "")
         session = console_sessions.resume(control_store(), tokens, key) if key else None
         if session is None:
-            return redirect(url_for("console.sign_in", next=request.full_path))
+            return redirect(url_for("console.sign_in", next=request.full_path.rstrip("?")))
         g.console_session = session
         security.authenticated(session.principal)
     return None if request.method != "POST" else _check_csrf()
