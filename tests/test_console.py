@@ -401,3 +401,13 @@ def test_the_operation_link_of_webhook_messages_lands_on_its_page_after_sign_in(
     signed_in = reader.post(sent_to, data=form)
     assert signed_in.headers["Location"] == path
     assert f"Operation {operation_id}: upgrade" in reader.get(path).text
+
+
+def test_behind_an_https_public_url_the_session_cookie_is_secure(
+    make_app: Callable[..., Flask], issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = make_app(tokens_file=issued[0], public_url="https://migctl.example").test_client()
+    form = {"token": issued[1]["viewer"], "csrf_token": csrf(client, "/console/sign-in")}
+    answer = client.post("/console/sign-in", data=form)
+    [session] = [c for c in answer.headers.getlist("Set-Cookie") if c.startswith("migctl_console=")]
+    assert "; Secure" in session

@@ -114,9 +114,14 @@ def _set_cookie(
         max_age=max_age,
         httponly=True,
         samesite="Strict",
-        secure=request.is_secure,
+        secure=_https(),
         path="/console",
     )
+
+
+def _https() -> bool:
+    # Behind a proxy that ends TLS the request looks like plain HTTP: the public URL says.
+    return request.is_secure or services().settings.public_url.startswith("https://")
 
 
 def _next_page() -> str:
