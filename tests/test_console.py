@@ -411,3 +411,22 @@ def test_behind_an_https_public_url_the_session_cookie_is_secure(
     answer = client.post("/console/sign-in", data=form)
     [session] = [c for c in answer.headers.getlist("Set-Cookie") if c.startswith("migctl_console=")]
     assert "; Secure" in session
+
+
+def test_submitting_the_same_change_form_twice_queues_one_operation(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["operator"])
+    page = client.get("/console/databases/staging/change").text
+    found = re.search(r'name="idempotency_key" value="([^"]+)"', page)
+    assert found
+    form = {
+        "revision": "heads",
+        "idempotency_key": found.group(1),
+        "csrf_token": csrf(client, "/console/"),
+    }
+    first = client.post("/console/databases/staging/operations", data=form)
+    second = client.post("/console/databases/staging/operations", data=form)
+    assert first.headers["Location"] == second.headers["Location"]
+    assert client.get("/console/operations").text.count('href="/console/operations/') == 1
