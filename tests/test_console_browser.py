@@ -123,8 +123,12 @@ def test_an_operator_signs_in_upgrades_the_example_and_watches_it_finish(
     streams: list[int] = []
     page.on("response", lambda r: streams.append(r.status) if r.url.endswith("/events") else None)
     page.get_by_role("button", name="Queue upgrade to heads").click()
+    expect(page.locator("#live tr")).to_have_count(13)  # every planned step has its row
+    live_height = "document.getElementById('live').getBoundingClientRect().height"
+    height = page.evaluate(live_height)
 
     expect(page.locator("#live")).to_have_attribute("data-status", "succeeded", timeout=60_000)
+    assert page.evaluate(live_height) == height  # nothing below it moved while it ran
     expect(page.locator("#live tr.ran")).to_have_count(12)
     assert streams and set(streams) == {200}  # followed its server-sent events
     page.screenshot(path=shots / "operation-desktop.png", full_page=True)
