@@ -430,3 +430,19 @@ def test_submitting_the_same_change_form_twice_queues_one_operation(
     second = client.post("/console/databases/staging/operations", data=form)
     assert first.headers["Location"] == second.headers["Location"]
     assert client.get("/console/operations").text.count('href="/console/operations/') == 1
+
+
+def test_the_audit_log_filters_by_operation_and_by_time(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["operator"])
+    for _ in range(2):
+        form = {"revision": "heads", "csrf_token": csrf(client, "/console/")}
+        client.post("/console/databases/staging/operations", data=form)
+    one = client.get("/console/audit", query_string={"operation_id": "2"}).text
+    assert 'href="/console/operations/2"' in one and 'href="/console/operations/1"' not in one
+    later = client.get("/console/audit", query_string={"since": "2999-01-01T00:00"}).text
+    assert "No events." in later
+    bad = client.get("/console/audit", query_string={"since": "yesterday"})
+    assert bad.status_code == 422
