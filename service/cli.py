@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from service import __version__, logcontext, logformat
 from service.cli_tokens import add_token_commands
+from service.client.commands import add_client_commands
 from service.errors import ConfigError, MigctlError
 from service.secrets import mask_url
 from service.settings import METRICS_DIR, Settings
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(run=_worker)
     add_token_commands(commands)
+    add_client_commands(commands)
     control_db = commands.add_parser("control-db", help="migctl's own database: upgrade")
     control_db_commands = control_db.add_subparsers(
         required=True, metavar="ACTION", title="actions"

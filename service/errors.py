@@ -245,6 +245,22 @@ class MigrationFailedError(MigctlError):
         super().__init__(detail, revision=revision, error_type=type(error).__name__, sql=sql)
 
 
+class RevisionsModifiedError(MigctlError):
+    """Revision files the database has applied were edited or removed since migctl applied them."""
+
+    code = "revisions-modified"
+    advice = "restore the files, or have an admin accept them (`POST .../verify/accept`)"
+    members = ("modified", "missing")
+
+
+class LockTimeoutError(MigctlError):
+    """A step waited longer than the database's lock_timeout for a lock; it was rolled back."""
+
+    code = "lock-timeout"
+    advice = "see who held the lock (`blockers` in the audit event), then queue again"
+    members = ("revision", "sql", "blockers")
+
+
 class JobStartError(MigctlError):
     """The job process hung or died before it began migrating (nothing was changed)."""
 
@@ -311,6 +327,14 @@ class ApprovalStaleError(MigctlError):
     code = "approval-stale"
     advice = "nothing ran: review the new plan and request the operation again"
     members = ("operation_id", "changed")
+
+
+class WebhookNotFoundError(MigctlError):
+    """No webhook of this name in the webhooks file (or no such delivery of it)."""
+
+    code = "webhook-not-found"
+    advice = "fix the name or id (GET /api/v1/webhooks lists them)"
+    members = ("webhook", "delivery_id")
 
 
 class TransactionPoolerError(MigctlError):

@@ -47,6 +47,9 @@ KNOWN_VARIABLES = frozenset(
         "MIGCTL_RUNNER_TIMEOUT_SECONDS",
         "MIGCTL_LOG_FORMAT",
         "MIGCTL_WORKER_CONCURRENCY",
+        # Chat and approvals
+        "MIGCTL_WEBHOOKS_FILE",
+        "MIGCTL_PUBLIC_URL",
         # The web console (/console).
         "MIGCTL_CONSOLE_SESSION_MINUTES",
         # Event streams (server-sent events) of the API processes.
@@ -215,6 +218,11 @@ class Settings:
     # What project runners inherit: this environment without MIGCTL_* and the variables
     # that hold databases' URLs (url_env, migration_url_env).
     runner_environ: Mapping[str, str] = field(default_factory=dict)
+    # Chat and approvals: webhook subscriptions (reloaded when the file changes), the
+    # environment their secret_env / url_env name, and the base of links in messages.
+    webhooks_file: Path | None = None
+    webhooks_environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    public_url: str = ""
     # The web console: how long a sign-in lasts.
     console_session_minutes: int = 480
     # Server-sent event streams: each holds a thread for its whole life.
@@ -253,6 +261,7 @@ class Settings:
             metrics_public=_flag(env, "MIGCTL_METRICS_PUBLIC", default=False),
             metrics_dir=normalized(env[METRICS_DIR]) if env.get(METRICS_DIR) else None,
             runner_environ=_runner_environ(env, databases),
+            **_chat(env),
             console_session_minutes=_positive_int(
                 env, "MIGCTL_CONSOLE_SESSION_MINUTES", default=480
             ),
@@ -385,6 +394,17 @@ def _access(env: Mapping[str, str]) -> dict[str, Any]:
         "docs_public": _flag(env, "MIGCTL_DOCS_PUBLIC", default=True),
         "max_body_bytes": _positive_int(env, "MIGCTL_MAX_BODY_BYTES", default=65536),
         "cors_origins": tuple(origins),
+    }
+
+
+def _chat(env: Mapping[str, str]) -> dict[str, Any]:
+    webhooks, public = env.get("MIGCTL_WEBHOOKS_FILE"), env.get("MIGCTL_PUBLIC_URL") or ""
+    if public and not re.match(r"^https?://[^/\s]+(/\S*)?$", public):
+        raise ConfigError(f"MIGCTL_PUBLIC_URL must be an http(s) URL, not {public!r}.")
+    return {
+        "webhooks_file": normalized(webhooks) if webhooks else None,
+        "webhooks_environ": {k: v for k, v in env.items() if not k.startswith(ENV_PREFIX)},
+        "public_url": public.rstrip("/"),
     }
 
 

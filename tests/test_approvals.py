@@ -100,6 +100,8 @@ def test_an_upgrade_of_production_waits_for_an_approver_then_runs_what_was_revie
         "a4000004",
     ]
     assert len(review["files"]) == 4 and all(len(h) == 64 for h in review["files"].values())
+    sql = alice.get("/databases/prod/sql", to="heads").json
+    assert review["sql_sha256"] == sql["sha256"]  # shown, never compared
     assert nothing_to_claim(client)
 
     approved = alice.post(f"/operations/{queued['id']}/approve")

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from service.api.app import create_app
 from service.services.access import Role
+from service.services.fleet import refresh_states
 from service.services.tokens import new_token, token_entry
 from tests.helpers import PostgresServer, client_for, managed, settings_for, stamp
 from tests.projects import write_project
@@ -73,6 +74,19 @@ def test_without_tokens_the_console_opens_without_signing_in(
     assert fleet.status_code == 200
     assert 'href="/console/databases/prod"' in fleet.text
     assert client.get("/console/sign-in").headers["Location"] == "/console/"
+
+
+def test_the_fleet_shows_the_states_workers_cached_filtered_by_state(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app()
+    client = app.test_client()
+    assert client.get("/console/?state=behind").text.count("/console/databases/") == 0
+    built = app.extensions["migctl"]
+    refresh_states(built.registry, built.store, max_age_seconds=0)  # what a worker does
+    behind = client.get("/console/?state=behind").text
+    assert "/console/databases/prod" in behind and "/console/databases/staging" in behind
+    assert "3 databases" in behind
 
 
 def test_with_tokens_every_page_sends_a_stranger_to_sign_in_and_back(secured: Flask) -> None:
@@ -312,3 +326,42 @@ def test_under_lint_block_the_change_is_refused_until_an_admin_acknowledges_it(
     answer = client.post("/console/databases/db/operations", data=acknowledged)
     assert answer.status_code == 303
     assert "(acknowledged)" in client.get(answer.headers["Location"]).text
+
+
+def test_an_operation_page_streams_its_events_to_the_signed_in_browser(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["operator"])
+    form = {"revision": "heads", "csrf_token": csrf(client, "/console/")}
+    page = client.post("/console/databases/staging/operations", data=form).headers["Location"]
+    assert re.search(r"0 of \d steps", client.get(page).text)
+    client.post(page + "/cancel", data={"csrf_token": csrf(client, page)})
+    stream = client.get(page + "/events")
+    assert stream.mimetype == "text/event-stream"
+    assert "event: operation.queued" in stream.text and "event: operation.cancelled" in stream.text
+    assert secured.test_client().get(page + "/events").status_code == 302  # not signed in
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/operations/99999999999999999999",
+        "/console/operations/7",
+        "/console/databases/nope",
+        "/console/databases/prod/revisions/nope",
+        "/console/databases/prod/revisions/%00",
+        "/console/databases/prod/change?to=%27%3B--",
+    ],
+)
+def test_odd_console_urls_answer_a_page_never_a_server_error(
+    make_app: Callable[..., Flask], path: str
+) -> None:
+    answer = make_app().test_client().get(path)
+    assert answer.status_code in (200, 404, 422), answer.text
+
+
+def test_odd_paging_parameters_are_clamped(make_app: Callable[..., Flask]) -> None:
+    client = make_app().test_client()
+    assert client.get("/console/operations?page=99999999999999999999").status_code == 200
+    assert client.get("/console/audit?before=99999999999999999999").status_code == 200

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from service.services.access import Role
 from service.services.tokens import new_token, token_entry
-from tests.helpers import FAST, serve, wait_for
+from tests.helpers import EXAMPLE, FAST, serve, wait_for
 from tests.test_docs_page import CHROMIUM, CHROMIUM_ARGS
 
 # Screenshots are kept for people to look at (CI keeps the folder); the test prints where.
@@ -63,6 +63,11 @@ def shots(request: pytest.FixtureRequest) -> Path:
     return folder
 
 
+def closed(request: Request) -> bool:
+    """The page closes an operation's event stream once the operation ends."""
+    return request.url.endswith("/events") and request.failure == "net::ERR_ABORTED"
+
+
 def sign_in(page: Page, url: str, token: str) -> None:
     page.goto(f"{url}/console/")
     expect(page).to_have_url(f"{url}/console/sign-in?next=/console/?")
@@ -78,7 +83,9 @@ def test_an_operator_signs_in_upgrades_the_example_and_watches_it_finish(
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("requestfailed", lambda r: errors.append(f"{r.url} {r.failure}"))
+    page.on(
+        "requestfailed", lambda r: errors.append(f"{r.url} {r.failure}") if not closed(r) else None
+    )
     page.on("response", lambda r: errors.append(f"{r.url} {r.status}") if r.status >= 400 else None)
     sign_in(page, served, tokens["operator"])
     page.screenshot(path=shots / "fleet-desktop.png", full_page=True)
@@ -92,10 +99,13 @@ def test_an_operator_signs_in_upgrades_the_example_and_watches_it_finish(
     expect(page.locator("ol.steps li")).to_have_count(12)
     expect(page.locator("pre.sql .k").first).to_have_text("CREATE")
     page.get_by_label("Reason").fill("browser test")
+    streams: list[int] = []
+    page.on("response", lambda r: streams.append(r.status) if r.url.endswith("/events") else None)
     page.get_by_role("button", name="Queue upgrade to heads").click()
 
     expect(page.locator("#live")).to_have_attribute("data-status", "succeeded", timeout=60_000)
     expect(page.locator("#live tr.ran")).to_have_count(12)
+    assert streams and set(streams) == {200}  # followed its server-sent events
     page.screenshot(path=shots / "operation-desktop.png", full_page=True)
 
     page.get_by_role("link", name="example").first.click()
@@ -144,3 +154,52 @@ def test_the_console_is_usable_from_the_keyboard(
     page.locator("svg .node").first.focus()
     page.keyboard.press("Enter")
     expect(page.locator("h1")).to_contain_text("5a3e9f7b0c64")  # the head, by keyboard
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory: pytest.TempPathFactory, tokens: dict[str, str]) -> Iterator[str]:
+    """The example as a production database: operations wait for another person's approval."""
+    cwd = tmp_path_factory.mktemp("production")
+    databases = cwd / "databases.toml"
+    databases.write_text(
+        f'[databases.prod]\nurl = "sqlite:///{cwd / "prod.db"}"\n'
+        f'alembic_config = "{EXAMPLE / "alembic.ini"}"\nenvironment = "production"\n'
+    )
+    path = cwd / "tokens.toml"
+    path.write_text(
+        token_entry("alice", Role.ADMIN, [], tokens["operator"])
+        + token_entry("bob", Role.APPROVER, [], tokens["viewer"])
+    )
+    environ = {"MIGCTL_TOKENS_FILE": str(path), "MIGCTL_DATABASES_FILE": str(databases)}
+    server = serve(cwd, {**FAST, **environ, "MIGCTL_WORKERS": "1"})
+    url = next(server)
+    wait_for(f"{url}/health/ready")
+    yield url
+    next(server, None)
+
+
+def test_a_second_person_approves_in_the_console_while_the_requester_is_refused(
+    browser: Browser, production: str, tokens: dict[str, str], shots: Path
+) -> None:
+    alice = browser.new_page(viewport=DESKTOP)
+    sign_in(alice, production, tokens["operator"])
+    alice.goto(f"{production}/console/databases/prod/change")
+    expect(alice.get_by_role("note")).to_contain_text("needs 1 approval by another person")
+    alice.get_by_label("Reason").fill("release 42")
+    alice.get_by_role("button", name="Queue upgrade to heads").click()
+    expect(alice.locator("#live")).to_have_attribute("data-status", "awaiting_approval")
+    expect(alice.locator("main")).to_contain_text("You requested it")
+    operation = alice.url
+    token = alice.locator('input[name="csrf_token"]').first.input_value()
+    refused = alice.request.post(f"{operation}/approve", form={"csrf_token": token})
+    assert refused.status == 403 and "self-approval" in refused.text()
+
+    bob = browser.new_context(viewport=PHONE).new_page()
+    sign_in(bob, production, tokens["viewer"])
+    bob.get_by_role("link", name="Approvals").click()
+    bob.get_by_role("link", name=operation.rsplit("/", 1)[1], exact=True).click()
+    bob.screenshot(path=shots / "approval-phone.png", full_page=True)
+    bob.get_by_role("button", name="Approve").click()
+    expect(bob.locator("#live")).to_have_attribute("data-status", "succeeded", timeout=60_000)
+    expect(alice.locator("#live")).to_have_attribute("data-status", "succeeded", timeout=60_000)
+    expect(alice.locator("#live tr.ran")).to_have_count(12)

@@ -8,13 +8,15 @@ from service.console.graph import LANE, ROW, layout
 from service.services.revisions import RevisionInfo
 
 
-def info(revision: str, *down: str, applied: bool = False) -> RevisionInfo:
+def info(
+    revision: str, *down: str, applied: bool = False, depends_on: tuple[str, ...] = ()
+) -> RevisionInfo:
     return RevisionInfo(
         revision=revision,
         down_revisions=down,
         next_revisions=(),
         branch_labels=(),
-        depends_on=(),
+        depends_on=depends_on,
         message=f"message of {revision}",
         description="",
         created_at=None,
@@ -83,3 +85,10 @@ def test_three_hundred_braided_revisions_stay_narrow_and_every_edge_ends_on_its_
         numbers = [int(v) for v in re.findall(r"-?\d+", edge.path)]
         assert (numbers[0], numbers[1]) in ends and (numbers[-2], numbers[-1]) in ends
         assert all(x % LANE == 14 % LANE for x in numbers[0::2])  # only on lane centres
+
+
+def test_a_dependency_is_drawn_as_a_dependency_edge_beside_the_parents() -> None:
+    oldest_first = [info("a"), info("x"), info("b", "a", depends_on=("x",))]
+    drawn = layout(oldest_first[::-1], current=set())
+    assert [edge.dependency for edge in drawn.edges] == [False, True]
+    assert drawn.lanes == 2  # two bases, one lane each

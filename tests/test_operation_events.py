@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service.api.app import create_app
+from service.services.control import upgrade_control_schema
+from service.store import events as store_events
+from service.store.db import ControlStore, utcnow
 from tests.helpers import alembic, managed, settings_for
 from tests.test_operations import post, run_next
 
@@ -147,3 +153,38 @@ def test_wait_answers_once_the_database_reaches_the_revision_or_after_the_timeou
     assert reached["reached"] is True and reached["current_heads"] == ["a3000003"]
     unknown = client.get("/api/v1/databases/db1/wait?revision=zzzz&timeout=1")
     assert unknown.status_code == 404 and unknown.json["code"] == "revision-not-found"
+
+
+def test_a_follower_never_misses_an_event_committed_after_a_larger_id_was_drawn(
+    make_database: Callable[[], str],
+) -> None:
+    """Writers hold their transaction open after appending; a follower reads `after(last)`
+    all the while. Ids must become visible in order, or the follower skips some for good."""
+    store = ControlStore(make_database())
+    upgrade_control_schema(store)
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def write(n: int) -> None:
+        for _ in range(15):
+            with store.transaction() as connection:
+                store_events.append(
+                    connection, operation_id=n, database="db", kind="k", payload={}, now=utcnow()
+                )
+                time.sleep(random.random() / 50)  # commit late, while others draw ids
+
+    def follow() -> None:
+        while not stop.is_set():
+            with store.transaction() as connection:
+                seen.extend(e.id for e in store_events.after(connection, max(seen, default=0)))
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(write, range(4)))
+    stop.set()
+    follower.join()
+    with store.transaction() as connection:
+        seen.extend(e.id for e in store_events.after(connection, max(seen, default=0)))
+    store.dispose()
+    assert sorted(seen) == seen and len(seen) == len(set(seen)) == 60

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from service.api.context import SERVICES
-from service.services import rollout_runs
+from service.services import execution, rollout_runs
 from service.worker.loop import Worker
 from tests.helpers import client_for, managed
 
@@ -181,3 +181,25 @@ def test_labels_select_the_databases_of_a_rollout(
     client = fleet_client(project("linear"), [make_database() for _ in range(3)])
     body = start(client, selector={"labels": ["tier=a"]}).json
     assert [t["database"] for t in body["targets"]] == ["db1", "db2"]
+
+
+def test_an_operation_interrupted_by_a_dead_worker_is_queued_again_and_the_rollout_succeeds(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    urls = [make_database() for _ in range(2)]
+    client = fleet_client(project("linear"), urls)
+    services = client.application.extensions[SERVICES]
+    rollout_id = start(client, max_parallel=2).json["id"]
+    assert rollout_runs.advance_all(services, "w", 30) == 2
+    claimed = execution.claim_next(services.store, "dead-worker", 30)
+    assert claimed is not None
+    execution.interrupt(services.registry, services.store, claimed, "its worker died")
+
+    body = run_rollout(client, rollout_id)
+
+    assert body["status"] == "succeeded" and body["totals"] == {"succeeded": 2}
+    assert all(heads(url) == [(HEAD,)] for url in urls)
+    tried = client.get("/api/v1/operations", query_string={"database": claimed.database}).json
+    assert [op["status"] for op in tried] == ["succeeded", "interrupted"]
+    target = next(t for t in body["targets"] if t["database"] == claimed.database)
+    assert target["operation_id"] == tried[0]["id"]

@@ -21,12 +21,15 @@ from service.api.resources import (
     databases,
     fleet,
     health,
+    integrations,
     operations,
     previews,
     revisions,
     rollouts,
     safety,
     streams,
+    summaries,
+    webhooks,
 )
 from service.api.slots import STREAMS, WAITERS, Slots
 from service.api.smorest import Api
@@ -90,6 +93,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         audit,
         streams,
         safety,
+        webhooks,
+        summaries,
+        integrations,
         fleet,
         rollouts,
     )

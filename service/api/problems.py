@@ -25,6 +25,7 @@ from service.errors import (
     IdempotencyKeyReusedError,
     JobStartError,
     LintBlockedError,
+    LockTimeoutError,
     MigctlError,
     MigrationFailedError,
     MultipleHeadsError,
@@ -36,6 +37,7 @@ from service.errors import (
     ProjectUnavailableError,
     RelativeStepError,
     RevisionNotFoundError,
+    RevisionsModifiedError,
     RevisionSpecError,
     RolloutConflictError,
     RolloutNotFoundError,
@@ -44,6 +46,7 @@ from service.errors import (
     TransactionPoolerError,
     UnauthenticatedError,
     UnknownDatabaseRevisionError,
+    WebhookNotFoundError,
 )
 from service.lifecycle import Status
 
@@ -80,7 +83,9 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     SelfApprovalError: (403, "Requester cannot approve"),
     ApprovalConflictError: (409, "Operation not awaiting this decision"),
     ApprovalStaleError: (409, "Plan or revision files changed"),
+    WebhookNotFoundError: (404, "Webhook not found"),
     LintBlockedError: (422, "Blocked by the SQL lint"),
+    RevisionsModifiedError: (409, "Applied revisions modified"),
 }
 
 # Codes for errors raised by Flask, werkzeug and webargs rather than by migctl.
@@ -105,6 +110,7 @@ OUTSIDE_HTTP: dict[type[MigctlError], tuple[str, str]] = {
     DatabaseLockedError: ("Database locked by another migration", IN_OPERATION),
     MigrationFailedError: ("Migration failed", IN_OPERATION),
     JobStartError: ("Job did not start", IN_OPERATION),
+    LockTimeoutError: ("Lock wait timed out", IN_OPERATION),
     TransactionPoolerError: ("Migration connection through a transaction pooler", IN_OPERATION),
 }
 

@@ -27,7 +27,8 @@ METRICS_PUBLIC = "MIGCTL_METRICS_PUBLIC"
 PUBLIC_ALWAYS = ("/health/",)
 PUBLIC_DOCS = ("/openapi.json", "/docs")
 # The console signs people in with a session cookie of its own (service.console.auth).
-SELF_AUTHENTICATED = ("/console",)
+# Paths that check their caller themselves: the console's sign-in, Slack's request signature.
+SELF_AUTHENTICATED = ("/console", "/api/v1/integrations/slack/")
 _ON_BEHALF_OF = re.compile(r"^[\x20-\x7e]{1,255}$")
 # The docs page loads only its own script and styles (Swagger UI renders inline styles).
 DOCS_CSP = (

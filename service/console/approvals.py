@@ -40,14 +40,14 @@ def may_approve() -> bool:
     return Permission.APPROVE in GRANTS[current_principal().role]
 
 
-@console.route("/operations/<int:operation_id>/approve", methods=["POST"])
+@console.route("/operations/<id:operation_id>/approve", methods=["POST"])
 def approve(operation_id: int) -> ResponseReturnValue:
     """The same checks and audit events as POST /api/v1/operations/{id}/approve."""
     approvals.approve(registry(), control_store(), operation_id, request_context())
     return redirect(url_for("console.operation", operation_id=operation_id), code=303)
 
 
-@console.route("/operations/<int:operation_id>/reject", methods=["POST"])
+@console.route("/operations/<id:operation_id>/reject", methods=["POST"])
 def reject(operation_id: int) -> ResponseReturnValue:
     reason = request.form.get("reason", "").strip()
     try:

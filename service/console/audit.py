@@ -6,6 +6,7 @@ from flask import render_template, request
 from flask.typing import ResponseReturnValue
 
 from service.api.context import control_store, current_principal
+from service.api.fields import MAX_ID
 from service.console.blueprint import console
 from service.services import audit as service
 
@@ -20,7 +21,7 @@ def audit() -> ResponseReturnValue:
     page = service.list_audit_events(
         control_store(),
         filters=filters,
-        before=before if before and before > 0 else None,
+        before=before if before and 0 < before <= MAX_ID else None,
         limit=PAGE_SIZE,
         databases=current_principal().databases,
     )

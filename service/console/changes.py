@@ -26,7 +26,7 @@ from service.services.safety.lint import with_lint
 _SPEC = OperationCreateSchema(only=("revision",))
 
 
-@console.route("/databases/<name>/change")
+@console.route("/databases/<dbname:name>/change")
 def change(name: str) -> ResponseReturnValue:
     detail = databases.describe_database(registry(), name)
     to = request.args.get("to") or "heads"
@@ -56,7 +56,7 @@ def change(name: str) -> ResponseReturnValue:
     )
 
 
-@console.route("/databases/<name>/operations", methods=["POST"])
+@console.route("/databases/<dbname:name>/operations", methods=["POST"])
 def queue(name: str) -> ResponseReturnValue:
     """The same validation, service and audit events as POST /api/v1/.../operations."""
     fields: dict[str, object] = {"action": "upgrade", "revision": request.form.get("revision")}

@@ -22,6 +22,7 @@ class Node:
 class Edge:
     path: str  # SVG path data, child to parent
     applied: bool  # both ends applied
+    dependency: bool = False  # a depends_on link, not a down revision
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,12 @@ def layout(newest_first: Sequence[RevisionInfo], current: Collection[str]) -> La
     edges = [
         Edge(_route(by_id[child], by_id[parent], _x(lane)), bool(by_id[parent].info.applied))
         for child, parent, lane in routes
+    ]
+    edges += [
+        Edge(_dependency(by_id[info.revision], by_id[needed]), False, dependency=True)
+        for info in newest_first
+        for needed in info.depends_on
+        if needed in by_id
     ]
     lanes = max(lane_of.values(), default=0) + 1
     return Layout(nodes, edges, lanes, _x(lanes) + 560, _y(len(nodes)))
@@ -99,6 +106,12 @@ def _route(child: Node, parent: Node, lane_x: int) -> str:
         start = max(bottom, top)
         path += f" C{lane_x} {start + half} {parent.x} {start + half} {parent.x} {parent.y}"
     return path
+
+
+def _dependency(child: Node, needed: Node) -> str:
+    """A bow to the left of the lanes, so it crosses none of the nodes between."""
+    bow = max(min(child.x, needed.x) - LANE // 2, 2)
+    return f"M{child.x} {child.y} C{bow} {child.y} {bow} {needed.y} {needed.x} {needed.y}"
 
 
 def _x(lane: int) -> int:

@@ -11,7 +11,9 @@ from service.console.graph import layout
 from service.console.highlight import sql_html
 from service.errors import MigctlError
 from service.services import databases, previews, revisions
+from service.services import fleet as fleet_service
 from service.services import operations as operations_service
+from service.services.fleet import STATES
 from service.services.safety.lint import with_lint
 
 DIALECTS = ("postgresql", "sqlite", "mysql", "mariadb", "mssql", "oracle")
@@ -20,26 +22,26 @@ ALL = 1_000_000  # every revision: the graph page draws them all
 
 @console.route("/")
 def fleet() -> ResponseReturnValue:
+    """Every database from the states workers cached: no env.py runs for this page."""
     environment = request.args.get("environment") or None
-    state = request.args.get("state") or None
-    found = [
-        databases.describe_database(registry(), summary.name)
-        for summary in databases.list_databases(registry(), environment=environment)
-    ]
-    if state:
-        found = [d for d in found if _state(d) == state]
+    state = request.args.get("state") if request.args.get("state") in STATES else None
+    labels = [label for label in request.args.getlist("label") if label][:8]
     return render_template(
         "console/fleet.html",
-        databases=found,
-        environments=sorted({d.environment for d in databases.list_databases(registry())}),
+        entries=fleet_service.fleet_entries(
+            registry(), control_store(), state=state, environment=environment, labels=labels
+        ),
+        summary=fleet_service.fleet(registry(), control_store()),
+        states=STATES,
         environment=environment,
         state=state,
+        labels=labels,
         running=_operations("running"),
         failed=_operations("failed"),
     )
 
 
-@console.route("/databases/<name>")
+@console.route("/databases/<dbname:name>")
 def database(name: str) -> ResponseReturnValue:
     detail = databases.describe_database(registry(), name)
     page = revisions.list_revisions(registry(), name, first=0, last=ALL)
@@ -53,7 +55,7 @@ def database(name: str) -> ResponseReturnValue:
     )
 
 
-@console.route("/databases/<name>/revisions/<rev>")
+@console.route("/databases/<dbname:name>/revisions/<revspec:rev>")
 def revision(name: str, rev: str) -> ResponseReturnValue:
     info = revisions.get_revision(registry(), name, rev)
     dialect = request.args.get("dialect") if request.args.get("dialect") in DIALECTS else None
@@ -76,10 +78,6 @@ def revision(name: str, rev: str) -> ResponseReturnValue:
         lint=lint,
         problem=problem,
     )
-
-
-def _state(detail: databases.DatabaseDetail) -> str:
-    return str(detail.status.state) if detail.status else "unreadable"
 
 
 def _operations(status: str | None, database: str | None = None) -> list[object]:

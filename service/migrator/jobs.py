@@ -164,6 +164,10 @@ def _job_params(graph: RevisionGraph, job: Job, url: str) -> dict[str, Any]:
         "purge": job.purge,
         "expected_current": None if job.expected_current is None else list(job.expected_current),
         "lock": {"kind": job.database.lock, "wait_seconds": job.lock_wait_seconds},
+        "timeouts": {
+            "lock_timeout": job.database.effective_lock_timeout,
+            "statement_timeout": job.database.statement_timeout,
+        },
         "version_table": table,
         "version_table_schema": schema,
     }

@@ -27,6 +27,8 @@ from .process import die_with_parent, output_to
 from .project import Project
 from .sandbox import overlaid_environ
 from .state import select_heads, unavailable
+from .timeouts import apply as apply_timeouts
+from .timeouts import blockers, is_lock_timeout
 
 # Transaction control is how a step runs, not what it does: previews leave it out too.
 _TRANSACTION_CONTROL = re.compile(
@@ -73,6 +75,8 @@ class _Run:
         self.sql: list[tuple[str, int]] = []
         self.current: tuple[int, MigrationStep, int] | None = None
         self.capture: Callable[..., None] = self._captured  # one object: listen() and contains()
+        self.quiet = False  # statements of migctl's own (SET lock_timeout) belong to no step
+        self.backend_pid: int | None = None
         self.version_table: tuple[str, str | None] = (
             request.get("version_table") or "alembic_version",
             request.get("version_table_schema"),
@@ -81,7 +85,7 @@ class _Run:
     def _captured(
         self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, many: bool
     ) -> None:
-        if _TRANSACTION_CONTROL.match(statement):
+        if self.quiet or _TRANSACTION_CONTROL.match(statement):
             return
         if self.current is None and _READS.match(statement):
             return
@@ -177,9 +181,22 @@ def _steps_of(job: _Run) -> Callable[[Any, MigrationContext], Iterator[Any]]:
             context.connection, "before_cursor_execute", job.capture
         ):  # env.py connected by itself: capture there from now on
             event.listen(context.connection, "before_cursor_execute", job.capture)
+        _bound_waits(job, context.connection)
         return _each_step(job, steps)
 
     return fn
+
+
+def _bound_waits(job: _Run, connection: Any) -> None:
+    """The database's lock_timeout and statement_timeout, for every step of the session."""
+    timeouts = job.request.get("timeouts") or {}
+    if connection is None or not any(timeouts.values()):
+        return
+    job.quiet = True
+    try:
+        job.backend_pid = apply_timeouts(connection, job.request["url"], timeouts)
+    finally:
+        job.quiet = False
 
 
 def _each_step(job: _Run, steps: Sequence[MigrationStep]) -> Iterator[MigrationStep]:
@@ -229,7 +246,25 @@ def _step_failure(job: _Run, exc: BaseException, connection: Any) -> RunnerError
     }
     if backend(job.request["url"]) in _COMMITTING_DDL_BACKENDS:
         context["committed_statements"] = _committed(statements, exc)
+    if is_lock_timeout(exc):
+        return _lock_timeout(job, context, statements, reason)
     return RunnerError("migration-failed", f"{revision}: {type(exc).__name__}: {reason}", **context)
+
+
+def _lock_timeout(
+    job: _Run, context: dict[str, Any], statements: list[str], reason: str
+) -> RunnerError:
+    """The step waited longer than lock_timeout: name who held the locks it waited for."""
+    found = blockers(job.request["url"], statements[-1] if statements else "", job.backend_pid)
+    held_by = "; ".join(
+        f"pid {b['pid']} ({b['state']}, since {b['query_start']}): {b['query']}" for b in found
+    )
+    timeout = (job.request.get("timeouts") or {}).get("lock_timeout")
+    detail = (
+        f"{context['revision']}: waited longer than lock_timeout ({timeout}) for a lock: "
+        f"{reason}. " + (f"Held by {held_by}" if found else "No holder was found any more.")
+    )
+    return RunnerError("lock-timeout", detail, blockers=found, **context)
 
 
 def _committed(statements: list[str], exc: BaseException) -> list[str]:

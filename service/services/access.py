@@ -23,6 +23,7 @@ class Permission(StrEnum):
     DOWNGRADE = "downgrade"
     STAMP = "stamp"
     APPROVE = "approve"
+    WEBHOOKS = "webhooks"  # redeliver webhook deliveries
     OVERRIDE = "override"  # acknowledge lint findings, accept modified revisions, release locks
 
 

@@ -27,6 +27,7 @@ from service.services import events
 from service.services.approvals import check_unchanged
 from service.services.redaction import redacted_error
 from service.services.registry import Registry
+from service.services.safety.checksums import record_applied
 from service.store import audit
 from service.store import operations as ops
 from service.store.audit import AuditEvent
@@ -167,6 +168,8 @@ def finish(
     if error is not None:
         values.update(_error_values(error))
     details = {"heads_after": heads_after, **({"error": error.detail} if error else {})}
+    if error is not None and "blockers" in error.context:  # a lock-timeout: who held the locks
+        details["blockers"] = error.context["blockers"]
     if error is not None and "committed_statements" in error.context:
         details["committed_statements"] = error.context["committed_statements"]
     with store.transaction() as connection:
@@ -180,6 +183,7 @@ def finish(
         )
         if moved:
             _reconcile_steps(connection, registry, record, heads_after)
+            _record_checksums(connection, registry, record, heads_after)
             event = _event(record, f"operation.{status}", status, worker_id, details)
             audit.append(connection, event)
             events.emit(connection, record.id, events.status_kind(status))
@@ -192,6 +196,18 @@ def _observe_end(record: OperationRecord, status: Status) -> None:
     if record.started_at is not None:
         seconds = (utcnow() - record.started_at).total_seconds()
         metrics.OPERATION_DURATION.labels(record.action, str(status)).observe(seconds)
+
+
+def _record_checksums(
+    connection: sa.Connection, registry: Registry, record: OperationRecord, heads: list[str] | None
+) -> None:
+    """The ledger learns the files of what the operation applied (heads_before as run)."""
+    ran = ops.get(connection, record.id) or record
+    try:
+        managed = registry.get(record.database)
+        record_applied(connection, managed, (ran.heads_before, heads), record.actor, record.id)
+    except MigctlError as exc:  # the project cannot be read now: /verify says unrecorded
+        logger.warning("checksums of operation %s not recorded: %s", record.id, exc.code)
 
 
 def _reconcile_steps(

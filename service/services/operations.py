@@ -26,8 +26,9 @@ from service.services import approvals, events
 from service.services import audit as audit_service
 from service.services.access import ANONYMOUS, Permission, Principal, check_policy
 from service.services.context import RequestContext
-from service.services.previews import PreviewCache
+from service.services.previews import PreviewCache, preview_sql
 from service.services.registry import Managed, Registry
+from service.services.safety.checksums import refuse_if_modified
 from service.services.safety.lint import PlanToLint, lint_plan
 from service.store import audit
 from service.store import operations as ops
@@ -49,6 +50,7 @@ class OperationRequest:
     reason: str | None = None
     purge: bool = False
     acknowledge: tuple[str, ...] = ()  # lint rules an admin queues anyway (audited)
+    accept_modified: bool = False  # an admin queues despite edited applied revisions (audited)
 
     def fingerprint(self, database: str) -> str:
         body = {"database": database, **self.__dict__}
@@ -88,6 +90,7 @@ def request_operation(
             if replayed is not None:
                 return replayed
         plan = _plan(managed, request)
+        refuse_if_modified(registry, store, name, request.accept_modified, context)
         if request.acknowledge:
             context.principal.require(Permission.OVERRIDE, name)
         lint = _lint(registry, previews, managed, request, plan)
@@ -95,7 +98,10 @@ def request_operation(
         _record_refusal(store, name, request, context, exc, registry.redactor)
         raise
     values = _new_operation(name, request, context, plan, idempotency_key, fingerprint)
-    values.update(approvals.approval_values(managed, _binding(managed, plan)))
+    if managed.database.needs_approval:
+        binding = _binding(managed, plan)
+        binding["sql_sha256"] = _sql_sha256(registry, previews, managed, request, plan)
+        values.update(approvals.approval_values(managed, binding))
     values["lint"] = lint
     values["rollout_id"] = rollout_id
     try:
@@ -118,6 +124,8 @@ def _request_details(record: OperationRecord, request: OperationRequest) -> dict
     details: dict[str, Any] = {"revision": record.revision, "action": record.action}
     if request.acknowledge:
         details["acknowledged"] = list(request.acknowledge)
+    if request.accept_modified:
+        details["accept_modified"] = True
     return details
 
 
@@ -151,6 +159,30 @@ def _binding(managed: Managed, plan: Plan) -> dict[str, Any]:
     graph = managed.graph()
     files = {step["revision"]: graph.info(step["revision"]).sha256 for step in plan.steps}
     return {"heads": list(plan.current), "plan": plan.steps, "files": files}
+
+
+def _sql_sha256(
+    registry: Registry,
+    previews: PreviewCache,
+    managed: Managed,
+    request: OperationRequest,
+    plan: Plan,
+) -> str | None:
+    """The previewed SQL's sha256, for the approver's information only: some revisions render
+    their statements in a different order each time, so it never decides (None offline)."""
+    start = () if request.purge else plan.current
+    try:
+        preview = preview_sql(
+            registry,
+            previews,
+            managed.database.name,
+            action=request.action,
+            from_=",".join(start) or "base",
+            to=request.revision,
+        )
+    except MigctlError:
+        return None
+    return preview.sha256
 
 
 def _replay(

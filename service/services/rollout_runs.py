@@ -20,6 +20,9 @@ from service.store.rollouts import RolloutRecord, TargetRecord
 logger = logging.getLogger(__name__)
 FAILED = frozenset({*FINISHED, "skipped"}) - {Status.SUCCEEDED}
 IN_FLIGHT = frozenset(Status) - FINISHED  # awaiting approval holds a slot too
+# An operation interrupted by a dying worker or job (not a failed migration) is queued again,
+# this many times: the new job re-plans under the lock, so nothing committed runs twice.
+RETRIES = 2
 
 
 def advance_all(services: Services, worker_id: str, lease_seconds: float) -> int:
@@ -47,20 +50,25 @@ def advance(services: Services, worker_id: str, rollout_id: int, lease_seconds: 
 
 def _advance(services: Services, record: RolloutRecord) -> int:
     store = services.store
-    states = {t.id: target_state(t) for t in record.targets}
+    states = {t.id: _state(t) for t in record.targets}
     failures = sum(state in FAILED for state in states.values())
     canary_failed = any(t.canary and states[t.id] in FAILED for t in record.targets)
     if failures > record.max_failures or canary_failed:
         return _finish(store, record, RolloutStatus.FAILED, failures)
-    if not any(state in IN_FLIGHT or state == "pending" for state in states.values()):
+    if not any(state in IN_FLIGHT or state in ("pending", "retry") for state in states.values()):
         outcome = RolloutStatus.FAILED if failures else RolloutStatus.SUCCEEDED
         return _finish(store, record, outcome, failures)
     canaries_done = all(states[t.id] == Status.SUCCEEDED for t in record.targets if t.canary)
-    waiting = [t for t in record.targets if states[t.id] == "pending"]
+    waiting = [t for t in record.targets if states[t.id] in ("pending", "retry")]
     candidates = waiting if canaries_done else [t for t in waiting if t.canary]
     running = sum(state in IN_FLIGHT for state in states.values())
     slots = max(0, record.max_parallel - running)
     return sum(_launch(services, record, target) for target in candidates[:slots])
+
+
+def _state(target: TargetRecord) -> str:
+    state = target_state(target)
+    return "retry" if state == Status.INTERRUPTED and target.attempts <= RETRIES else state
 
 
 def _launch(services: Services, record: RolloutRecord, target: TargetRecord) -> bool:
@@ -74,6 +82,8 @@ def _launch(services: Services, record: RolloutRecord, target: TargetRecord) -> 
     )
     request = OperationRequest(record.action, record.revision, reason=f"rollout {record.id}")
     key = f"rollout-{record.id}-{target.database}"
+    if target.operation_id is not None:  # a retry: its own key, the same after a crash
+        key += f"-after-{target.operation_id}"
     try:
         operation = request_operation(
             services.registry,
@@ -92,7 +102,7 @@ def _launch(services: Services, record: RolloutRecord, target: TargetRecord) -> 
             rollouts.set_problem(connection, target.id, exc.code, detail)
         return False
     with services.store.transaction() as connection:
-        return rollouts.link(connection, target.id, operation.id)
+        return rollouts.link(connection, target.id, operation.id, target.operation_id)
 
 
 def _finish(

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from service.services.previews import PreviewCache, preview_cache
 from service.services.registry import Registry
+from service.services.webhook_file import WebhooksFile
+from service.services.webhooks import outbox_listener
 from service.settings import Settings
 from service.store.db import ControlStore
 
@@ -18,6 +20,7 @@ class Services:
     registry: Registry
     store: ControlStore
     previews: PreviewCache
+    webhooks: WebhooksFile | None = None  # subscriptions, when MIGCTL_WEBHOOKS_FILE is set
 
     def close(self) -> None:
         self.registry.close()
@@ -25,9 +28,15 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
+    store = ControlStore(settings.control_database_url.reveal())
+    hooks = None
+    if settings.webhooks_file is not None:
+        hooks = WebhooksFile(settings.webhooks_file, settings.webhooks_environ)
+        store.audit_listeners.append(outbox_listener(hooks, settings))
     return Services(
         settings=settings,
         registry=Registry(settings),
-        store=ControlStore(settings.control_database_url.reveal()),
+        store=store,
         previews=preview_cache(settings.preview_cache_mb * 1024 * 1024),
+        webhooks=hooks,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import re
@@ -11,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from service.store.db import AUDIT_LISTENERS
 from service.store.tables import audit_events
 
 # Details echo what callers sent (refused bodies, field names): bound what one event keeps.
@@ -41,11 +43,17 @@ class AuditEvent:
 
 
 def append(connection: sa.Connection, event: AuditEvent) -> None:
+    """Write the event, then tell the store's audit listeners in the same transaction."""
     values = {name: getattr(event, name) for name in AuditEvent.__dataclass_fields__}
     values.pop("id")
     values = {k: storable_text(v) if isinstance(v, str) else v for k, v in values.items()}
     values["details"] = storable(dict(event.details))
-    connection.execute(audit_events.insert().values(**values))
+    key = connection.execute(audit_events.insert().values(**values)).inserted_primary_key
+    listeners = connection.info.get(AUDIT_LISTENERS) or ()
+    if listeners and key is not None:
+        written = dataclasses.replace(event, id=int(key[0]))
+        for listener in listeners:
+            listener(connection, written)
 
 
 def storable(value: Any, depth: int = 0) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -75,12 +75,18 @@ def _sqlite_begin(connection: sa.Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+AUDIT_LISTENERS = "migctl_audit_listeners"
+
+
 class ControlStore:
     """The control database: one engine per process, short transactions on it."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine: sa.Engine | None = None
+        # Called with (connection, event) after each audit event is written, in its
+        # transaction: the webhook outbox adds its delivery rows there.
+        self.audit_listeners: list[Callable[[sa.Connection, Any], None]] = []
 
     @property
     def engine(self) -> sa.Engine:
@@ -97,6 +103,7 @@ class ControlStore:
         """A connection in a transaction, committed on success and rolled back on error."""
         try:
             with self.engine.begin() as connection:
+                connection.info[AUDIT_LISTENERS] = self.audit_listeners
                 yield connection
         except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.InterfaceError) as exc:
             # Down, unreachable, or its schema behind: a 503 that names it, never a 500.

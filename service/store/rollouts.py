@@ -28,6 +28,7 @@ class TargetRecord:
     operation_status: str | None
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    attempts: int  # operations queued for it so far (more than one after an interruption)
 
 
 @dataclass(frozen=True)
@@ -80,12 +81,19 @@ def get(connection: sa.Connection, rollout_id: int) -> RolloutRecord | None:
 
 
 def _targets(connection: sa.Connection, rollout_id: int) -> list[TargetRecord]:
+    tried = operations.alias("tried")
+    attempts = (
+        sa.select(sa.func.count())
+        .where(tried.c.rollout_id == rollout_id, tried.c.database == rollout_targets.c.database)
+        .scalar_subquery()
+    )
     query = (
         sa.select(
             rollout_targets,
             operations.c.status.label("operation_status"),
             operations.c.started_at,
             operations.c.finished_at,
+            attempts.label("attempts"),
         )
         .outerjoin(operations, operations.c.id == rollout_targets.c.operation_id)
         .where(rollout_targets.c.rollout_id == rollout_id)
@@ -155,11 +163,17 @@ def move(
     return connection.execute(update).rowcount == 1
 
 
-def link(connection: sa.Connection, target_id: int, operation_id: int) -> bool:
-    """Record the target's operation, once: False if it already has one."""
+def link(
+    connection: sa.Connection, target_id: int, operation_id: int, replaces: int | None = None
+) -> bool:
+    """Record the target's operation (in place of `replaces`): False if another worker did."""
+    current = rollout_targets.c.operation_id
     update = (
         rollout_targets.update()
-        .where(rollout_targets.c.id == target_id, rollout_targets.c.operation_id.is_(None))
+        .where(
+            rollout_targets.c.id == target_id,
+            current.is_(None) if replaces is None else current == replaces,
+        )
         .values(operation_id=operation_id, problem_code=None, problem_detail=None)
     )
     return connection.execute(update).rowcount == 1

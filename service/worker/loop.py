@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -22,6 +23,7 @@ from service.services.control import DATABASE_ERRORS, UNAVAILABLE
 from service.services.execution import OperationRecord, QueueListener
 from service.services.wiring import Services, build_services
 from service.settings import Settings
+from service.worker.deliveries import Courier
 from service.worker.presence import Presence
 from service.worker.refresher import StateRefresher
 from service.worker.supervision import Supervision
@@ -61,6 +63,7 @@ class Worker:
             Presence(self.store, self.worker_id, poll),
             StateRefresher(self.services, self.worker_id),
             QueueListener(self.store) as listener,
+            self._courier(),
         ):
             self._warm()  # seen (alive) meanwhile: warming may take seconds per project
             while not self.stopping.is_set():
@@ -72,6 +75,11 @@ class Worker:
             self._join_running()
         self.services.close()
         logger.info("worker %s stopped", self.worker_id)
+
+    def _courier(self) -> contextlib.AbstractContextManager[object]:
+        """Webhook deliveries, when a webhooks file is configured."""
+        hooks = self.services.webhooks
+        return Courier(self.store, hooks, self.stopping) if hooks else contextlib.nullcontext()
 
     def _attempt(self) -> bool:
         """One turn of the loop; a control database outage is waited out, never fatal."""

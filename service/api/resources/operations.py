@@ -53,6 +53,10 @@ class OperationCreateSchema(ma.Schema):
         validate=ma.validate.Length(max=len(RULES)),
         metadata={"description": "Lint rules to queue anyway under `lint = block` (admin)"},
     )
+    accept_modified = ma.fields.Boolean(
+        load_default=False,
+        metadata={"description": "Queue although applied revision files changed (admin)"},
+    )
 
     @ma.validates_schema
     def _purge_is_for_stamps(self, data, **_kwargs):

@@ -143,6 +143,11 @@ class RevisionWait(MethodView):
         return answer, 200, {"Retry-After": "2"} if retry else {}
 
 
+def follow_response(what: Follow) -> Response:
+    """The event stream of `what` (the console follows operations through it too)."""
+    return _stream(what)
+
+
 def _stream(what: Follow) -> Response:
     """The stream as a response that holds one of the process's stream slots until it closes."""
     slots: Slots = current_app.extensions[STREAMS]

@@ -1,0 +1,295 @@
+"""The client commands of `migctl`: parse options, call the server, print, choose the exit code.
+
+They read only their own variables (MIGCTL_URL, MIGCTL_TOKEN, CI variables), never the
+server's settings, and reach the server over HTTP alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from service.client import exits
+from service.client.exits import BY_STATUS, Exit
+from service.client.follow import follow
+from service.client.idempotency import default_key
+from service.client.progress import Reporter
+from service.client.transport import ClientError, Server, quote
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_TIMEOUT = 1800.0
+Command = Callable[[argparse.Namespace, Server], int]
+DB = "a managed database's name"
+OPERATION = "an operation's id"
+EPILOG = "exit codes:\n" + exits.table()
+
+
+def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = _common_options()
+
+    def add(name: str, run: Command, summary: str) -> argparse.ArgumentParser:
+        parser = commands.add_parser(
+            name,
+            parents=[common],
+            help=summary,
+            description=summary,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        parser.set_defaults(run=lambda args: _run(run, args))
+        return parser
+
+    add("status", _status, "(client) where a database stands").add_argument("database", help=DB)
+    pending = add("pending", _pending, "(client) the revisions an upgrade would apply")
+    pending.add_argument("database", help=DB)
+    pending.add_argument("--to", default="heads", help="destination (default heads)")
+    preview = add("preview", _preview, "(client) the SQL of a change, on stdout")
+    preview.add_argument("database", help=DB)
+    preview.add_argument(
+        "--action", default="upgrade", choices=["upgrade", "downgrade", "stamp"], help="change"
+    )
+    preview.add_argument(
+        "--from", dest="from_", default="current", metavar="FROM", help="default current"
+    )
+    preview.add_argument("--to", default=None, help="default heads (base for a downgrade)")
+    preview.add_argument("--dialect", default=None, help="default the database's")
+    for action in ("upgrade", "downgrade", "stamp"):
+        article = "an" if action == "upgrade" else "a"
+        _change_parser(add(action, _change, f"(client) queue {article} {action}"), action)
+    wait = add("wait", _wait, "(client) follow an operation to its end")
+    wait.add_argument("operation_id", type=int, help=OPERATION)
+    _timeout_option(wait)
+    wait_for = add("wait-for", _wait_for, "(client) wait until a database reaches a revision")
+    wait_for.add_argument("database", help=DB)
+    wait_for.add_argument("revision", help="id, head, branch@head ...")
+    _timeout_option(wait_for)
+    listing = add("operations", _operations, "(client) list operations, newest first")
+    listing.add_argument("database", nargs="?", help="only this database's")
+    listing.add_argument("--status", default=None, help="only operations in this status")
+    listing.add_argument(
+        "--limit", type=int, default=20, choices=range(1, 101), metavar="N", help="at most N"
+    )
+    cancel = add("cancel", _cancel, "(client) cancel a queued operation")
+    cancel.add_argument("operation_id", type=int, help=OPERATION)
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("server")
+    group.add_argument("--url", default=None, help=f"migctl server (MIGCTL_URL, {DEFAULT_URL})")
+    group.add_argument("--token", default=None, help="bearer token (MIGCTL_TOKEN)")
+    group.add_argument("--on-behalf-of", default=None, help="who the pipeline acts for")
+    group.add_argument(
+        "--output", choices=["text", "json"], default="text", help="json: one object on stdout"
+    )
+    group.add_argument(
+        "--retry-seconds",
+        type=float,
+        default=60.0,
+        help="keep retrying an unreachable or unavailable server this long (default 60)",
+    )
+    return common
+
+
+def _change_parser(parser: argparse.ArgumentParser, action: str) -> None:
+    parser.add_argument("database", help=DB)
+    if action == "upgrade":
+        parser.add_argument("revision", nargs="?", default="heads", help="default heads")
+    else:
+        parser.add_argument("revision", help="destination: id, base, -1, branch@head ...")
+    if action == "stamp":
+        parser.add_argument("--purge", action="store_true", help="empty the version table first")
+    parser.add_argument(
+        "--expect-current",
+        default=None,
+        metavar="REVS",
+        help="comma-separated revisions the database must be at ('' for none)",
+    )
+    parser.add_argument("--reason", default=None, help="recorded with the operation")
+    parser.add_argument(
+        "--idempotency-key", default=None, help="default: from the request + CI run"
+    )
+    parser.add_argument("--wait", action="store_true", help="wait for the end, with progress")
+    _timeout_option(parser)
+    parser.set_defaults(action=action)
+
+
+def _timeout_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds to wait (default {DEFAULT_TIMEOUT:g}); the operation goes on after",
+    )
+
+
+def _run(command: Command, args: argparse.Namespace) -> int:
+    environ = os.environ
+    server = Server(
+        url=args.url or environ.get("MIGCTL_URL") or DEFAULT_URL,
+        token=args.token or environ.get("MIGCTL_TOKEN") or None,
+        on_behalf_of=args.on_behalf_of,
+        patience=args.retry_seconds,
+    )
+    try:
+        return command(args, server)
+    except ClientError as exc:
+        print(f"migctl: {exc}", file=sys.stderr)
+        if args.output == "json" and exc.problem is not None:
+            _print_json(exc.problem)
+        return exc.exit_code
+
+
+def _status(args: argparse.Namespace, server: Server) -> int:
+    status = server.call("GET", f"/databases/{quote(args.database)}/status").json()
+    if args.output == "json":
+        return _print_json(status)
+    heads = ", ".join(status.get("current_heads") or []) or "base"
+    print(
+        f"{args.database}: {status.get('state')} at {heads}; {status.get('pending_count')} pending"
+    )
+    return Exit.OK
+
+
+def _pending(args: argparse.Namespace, server: Server) -> int:
+    path = f"/databases/{quote(args.database)}/pending?to={quote(args.to)}"
+    plan = server.call("GET", path).json()
+    if args.output == "json":
+        return _print_json(plan)
+    for revision in plan["revisions"]:
+        print(f"{revision['revision']}  {revision.get('message') or ''}".rstrip())
+    print(f"{plan['count']} pending to {args.to}", file=sys.stderr)
+    return Exit.OK
+
+
+def _preview(args: argparse.Namespace, server: Server) -> int:
+    query = {"action": args.action, "from": args.from_, "to": args.to, "dialect": args.dialect}
+    encoded = "&".join(f"{k}={quote(v)}" for k, v in query.items() if v is not None)
+    accept = "application/json" if args.output == "json" else "text/plain"
+    path = f"/databases/{quote(args.database)}/sql?{encoded}"
+    answer = server.call("GET", path, headers={"Accept": accept})
+    sys.stdout.write(answer.body.decode("utf-8"))
+    return Exit.OK
+
+
+def _change(args: argparse.Namespace, server: Server) -> int:
+    body: dict[str, Any] = {"action": args.action, "revision": args.revision}
+    if args.expect_current is not None:
+        body["expected_current"] = [r for r in args.expect_current.split(",") if r]
+    if args.reason:
+        body["reason"] = args.reason
+    if getattr(args, "purge", False):
+        body["purge"] = True
+    key = args.idempotency_key or default_key(server.url, args.database, body, os.environ)
+    path = f"/databases/{quote(args.database)}/operations"
+    operation = server.call("POST", path, body=body, headers={"Idempotency-Key": key}).json()
+    if args.wait:
+        return _await(args, server, operation)
+    if args.output == "json":
+        _print_json(operation)
+    else:
+        print(f"operation {operation['id']} {operation['status']} (Idempotency-Key: {key})")
+    return BY_STATUS.get(operation["status"], Exit.OK)
+
+
+def _wait(args: argparse.Namespace, server: Server) -> int:
+    operation = server.call("GET", f"/operations/{args.operation_id}").json()
+    return _await(args, server, operation)
+
+
+def _await(args: argparse.Namespace, server: Server, operation: Mapping[str, Any]) -> int:
+    """Follow the operation with progress on stderr; its end (or timeout) on stdout."""
+    reporter = Reporter(sys.stderr, os.environ, _describer(server, operation["database"]))
+    reporter.begin(operation)
+    deadline = time.monotonic() + args.timeout
+    ended = follow(server, operation["id"], deadline, reporter.on_event)
+    final = ended or server.call("GET", f"/operations/{operation['id']}").json()
+    reporter.end(final, timed_out=ended is None)
+    if args.output == "json":
+        _print_json(final)
+    else:
+        print(_outcome(final, ended is None, args.timeout))
+    return Exit.TIMED_OUT if ended is None else BY_STATUS.get(final["status"], Exit.FAILED)
+
+
+def _outcome(operation: Mapping[str, Any], timed_out: bool, timeout: float) -> str:
+    name = f"operation {operation['id']}"
+    if timed_out:
+        return (
+            f"{name} still {operation['status']} after {timeout:g} s; it goes on "
+            f"(`migctl wait {operation['id']}` to wait again)"
+        )
+    heads = ", ".join(operation.get("heads_after") or []) or "base"
+    steps = len(operation.get("steps") or [])
+    return f"{name} {operation['status']}: {operation['database']} at {heads} ({steps} steps)"
+
+
+def _wait_for(args: argparse.Namespace, server: Server) -> int:
+    deadline = time.monotonic() + args.timeout
+    path = f"/databases/{quote(args.database)}/wait?revision={quote(args.revision)}"
+    while True:
+        chunk = max(0.0, min(60.0, deadline - time.monotonic()))
+        answer = server.call("GET", f"{path}&timeout={chunk:.1f}", deadline=deadline + 5)
+        state = answer.json()
+        over = time.monotonic() >= deadline
+        if state["reached"] or over:
+            break
+        if "Retry-After" in answer.headers:
+            time.sleep(min(float(answer.headers["Retry-After"]), 5.0))
+    if args.output == "json":
+        _print_json(state)
+    else:
+        heads = ", ".join(state["current_heads"]) or "base"
+        verdict = "reached" if state["reached"] else f"not reached after {args.timeout:g} s"
+        print(f"{args.database}: {args.revision} {verdict} (at {heads})")
+    return Exit.OK if state["reached"] else Exit.TIMED_OUT
+
+
+def _operations(args: argparse.Namespace, server: Server) -> int:
+    prefix = f"/databases/{quote(args.database)}" if args.database else ""
+    query = f"?page_size={args.limit}" + (f"&status={quote(args.status)}" if args.status else "")
+    listing = server.call("GET", f"{prefix}/operations{query}").json()
+    if args.output == "json":
+        return _print_json(listing)
+    for op in listing:
+        print(
+            f"{op['id']:>6}  {op['status']:<11} {op['action']:<9} {op['database']:<16} "
+            f"{op['revision']}  {op['requested_at']}"
+        )
+    return Exit.OK
+
+
+def _cancel(args: argparse.Namespace, server: Server) -> int:
+    operation = server.call("POST", f"/operations/{args.operation_id}/cancel").json()
+    if args.output == "json":
+        return _print_json(operation)
+    print(f"operation {operation['id']} {operation['status']}")
+    return Exit.OK
+
+
+def _describer(server: Server, database: str) -> Callable[[str], str]:
+    """A revision's message, asked once (a progress line is never worth failing for)."""
+    known: dict[str, str] = {}
+
+    def describe(revision: str) -> str:
+        if revision not in known:
+            path = f"/databases/{quote(database)}/revisions/{quote(revision)}"
+            try:
+                known[revision] = (
+                    server.call("GET", path, deadline=time.monotonic() + 5).json()["message"] or ""
+                )
+            except (ClientError, KeyError, TypeError, ValueError):
+                known[revision] = ""
+        return known[revision]
+
+    return describe
+
+
+def _print_json(value: Any) -> int:
+    print(json.dumps(value))
+    return Exit.OK

@@ -1,0 +1,276 @@
+"""The `migctl` client commands, run as a pipeline runs them, against a live `migctl serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from service.client.exits import MEANINGS, Exit
+from tests.helpers import FAST, FIXTURES, MIGCTL, Processes, free_port, wait_for
+from tests.serving import served_process
+
+SLOW = ["51000001", "52000002", "53000003"]
+README = Path(__file__).parent.parent / "README.md"
+
+
+def databases_file(tmp_path: Path, *names: str) -> Path:
+    """`names`, each a SQLite database of the slow project (revisions that sleep)."""
+    project = tmp_path / "slow"
+    if not project.exists():
+        shutil.copytree(FIXTURES / "slow", project, ignore=shutil.ignore_patterns("__pycache__"))
+    path = tmp_path / "databases.toml"
+    path.write_text(
+        "".join(
+            f'[databases.{name}]\nurl = "sqlite:///{tmp_path / name}.db"\n'
+            f'alembic_config = "{project / "alembic.ini"}"\n\n'
+            for name in names
+        )
+    )
+    return path
+
+
+@contextmanager
+def server(tmp_path: Path, *args: str, seconds: float = 0.3, **env: str) -> Iterator[str]:
+    """`migctl serve` (with its worker) on databases `one` and `two` of the slow project."""
+    environ = {
+        **FAST,
+        "MIGCTL_DATABASES_FILE": str(databases_file(tmp_path, "one", "two")),
+        "SLOW_SECONDS": str(seconds),
+        **env,
+    }
+    with served_process(tmp_path, environ, "--workers", "1", *args) as base:
+        wait_for(f"{base}/health/live")
+        yield base
+
+
+def client(url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """A client command as a pipeline step runs it: no CI variables unless given."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MIGCTL_", "GITHUB_", "CI"))}
+    base.pop("GITLAB_CI", None)
+    return subprocess.run(
+        [MIGCTL, *args],
+        env={**base, "MIGCTL_URL": url, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_an_upgrade_waits_with_a_line_per_revision_and_exits_0_as_does_nothing_to_do(
+    tmp_path: Path,
+) -> None:
+    with server(tmp_path) as url:
+        done = client(url, "upgrade", "one", "--wait")
+        assert done.returncode == Exit.OK, done.stderr
+        for position, (revision, message) in enumerate(
+            zip(SLOW, ["create slow table", "fill slow table", "index slow table"], strict=True),
+            start=1,
+        ):
+            assert f"[{position}/3] {revision} {message}: started" in done.stderr
+            assert f"[{position}/3] {revision} {message}: succeeded in 0." in done.stderr
+        assert done.stdout == "operation 1 succeeded: one at 53000003 (3 steps)\n"
+        again = client(url, "upgrade", "one", "--wait")
+        assert again.returncode == Exit.OK and "(0 steps)" in again.stdout
+        # The same revisions on another database: each start says how long is left.
+        other = client(url, "upgrade", "two", "--wait")
+        assert other.returncode == Exit.OK
+        left = [float(s) for s in re.findall(r"started \(about (\d+\.\d) s left\)", other.stderr)]
+        assert len(left) == 3 and left[0] > left[1] > left[2] > 0.2, other.stderr
+
+
+def test_a_failing_revision_exits_1_with_its_error_and_sql(tmp_path: Path) -> None:
+    with server(tmp_path, SLOW_FAIL="1") as url:
+        failed = client(url, "upgrade", "one", "--wait")
+    assert failed.returncode == Exit.FAILED
+    assert "error: migration-failed at 53000003: 53000003: OperationalError" in failed.stderr
+    assert "SQL of the failing step:\nINSERT INTO no_such_table VALUES (1);" in failed.stderr
+    assert failed.stdout.startswith("operation 1 failed: one at 52000002")
+
+
+def test_a_wait_that_times_out_exits_5_and_the_operation_goes_on(tmp_path: Path) -> None:
+    with server(tmp_path, seconds=2) as url:
+        late = client(url, "upgrade", "one", "--wait", "--timeout", "1")
+        assert late.returncode == Exit.TIMED_OUT
+        assert "operation 1 still running after 1 s; it goes on (`migctl wait 1`" in late.stdout
+        resumed = client(url, "wait", "1", "--output", "json")
+        assert resumed.returncode == Exit.OK
+        assert json.loads(resumed.stdout)["status"] == "succeeded"
+
+
+def test_a_cancelled_operation_exits_3_and_cancelling_it_again_is_refused_with_4(
+    tmp_path: Path,
+) -> None:
+    with server(tmp_path, "--no-worker") as url:
+        queued = client(url, "upgrade", "one")
+        assert queued.returncode == Exit.OK and queued.stdout.startswith("operation 1 queued")
+        assert client(url, "cancel", "1").returncode == Exit.OK
+        waited = client(url, "wait", "1")
+        assert waited.returncode == Exit.STOPPED and "operation 1 cancelled" in waited.stdout
+        again = client(url, "cancel", "1", "--output", "json")
+    assert again.returncode == Exit.REFUSED
+    assert json.loads(again.stdout)["code"] == "operation-not-cancellable"
+
+
+def test_a_refusal_exits_4_and_json_output_carries_the_problem(tmp_path: Path) -> None:
+    with server(tmp_path, "--no-worker") as url:
+        refused = client(url, "upgrade", "one", "--expect-current", "51000001", "--output", "json")
+        unknown = client(url, "status", "nope")
+    assert refused.returncode == Exit.REFUSED
+    assert json.loads(refused.stdout)["code"] == "precondition-failed"
+    assert "refused (409 precondition-failed)" in refused.stderr
+    assert unknown.returncode == Exit.REFUSED and "database-not-found" in unknown.stderr
+
+
+def test_an_unreachable_server_exits_6_after_retrying(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    down = client(url, "status", "one", "--retry-seconds", "2")
+    assert down.returncode == Exit.UNREACHABLE
+    assert "retrying in" in down.stderr and f"{url} unreachable" in down.stderr
+    assert time.monotonic() - started >= 1.5
+
+
+def test_usage_errors_exit_2_before_anything_is_sent() -> None:
+    wrong = client("http://127.0.0.1:9", "upgrade")
+    assert wrong.returncode == Exit.USAGE and "the following arguments are required" in wrong.stderr
+
+
+def test_the_same_step_retried_in_one_ci_run_queues_once_and_a_new_run_queues_again(
+    tmp_path: Path,
+) -> None:
+    with server(tmp_path, "--no-worker") as url:
+        first = client(url, "upgrade", "one", GITHUB_RUN_ID="1001")
+        retried = client(url, "upgrade", "one", GITHUB_RUN_ID="1001")
+        next_run = client(url, "upgrade", "one", GITHUB_RUN_ID="1002")
+        gitlab = client(url, "upgrade", "one", CI_PIPELINE_ID="1001")
+    ids = [p.stdout.split()[1] for p in (first, retried, next_run, gitlab)]
+    assert ids == ["1", "1", "2", "3"]
+
+
+def test_github_actions_get_a_group_an_error_command_and_a_step_summary(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    with server(tmp_path, SLOW_FAIL="1") as url:
+        failed = client(
+            url,
+            "upgrade",
+            "one",
+            "--wait",
+            GITHUB_ACTIONS="true",
+            GITHUB_RUN_ID="7",
+            GITHUB_STEP_SUMMARY=str(summary),
+        )
+    assert failed.returncode == Exit.FAILED
+    lines = failed.stderr.splitlines()
+    assert lines[0] == "::group::migctl: upgrade one to heads (operation 1, 3 planned steps)"
+    assert "::endgroup::" in lines
+    error = next(line for line in lines if line.startswith("::error "))
+    assert error.startswith("::error title=migctl: migration failed::migration-failed at 53000003")
+    stop = next(line for line in lines if line.startswith("::stop-commands::"))
+    assert f"::{stop.split('::')[2]}::" in lines  # the SQL is never read as commands
+    text = summary.read_text()
+    assert "### migctl: upgrade `one` to `heads`: failed" in text
+    assert "| 2 | `52000002` | succeeded |" in text and "INSERT INTO no_such_table" in text
+
+
+def test_gitlab_ci_gets_a_collapsible_section(tmp_path: Path) -> None:
+    with server(tmp_path) as url:
+        done = client(url, "upgrade", "one", "--wait", GITLAB_CI="true")
+    assert done.returncode == Exit.OK
+    assert "\x1b[0Ksection_start:" in done.stderr and ":migctl_1[" not in done.stderr
+    assert done.stderr.count("\x1b[0Ksection_end:") == 1
+
+
+def test_wait_for_exits_0_once_the_revision_is_reached_and_5_when_it_is_not(
+    tmp_path: Path,
+) -> None:
+    with server(tmp_path, "--no-worker") as url:
+        late = client(url, "wait-for", "one", "52000002", "--timeout", "1")
+        assert late.returncode == Exit.TIMED_OUT and "not reached after 1 s" in late.stdout
+    with server(tmp_path) as url:
+        client(url, "upgrade", "one")
+        reached = client(url, "wait-for", "one", "52000002", "--timeout", "30")
+    assert reached.returncode == Exit.OK and "52000002 reached" in reached.stdout
+
+
+def test_the_read_commands_print_text_or_json(tmp_path: Path) -> None:
+    with server(tmp_path, "--no-worker") as url:
+        status = client(url, "status", "one")
+        pending = client(url, "pending", "one", "--to", "52000002", "--output", "json")
+        preview = client(url, "preview", "one", "--to", "51000001")
+        client(url, "upgrade", "two")
+        listing = client(url, "operations", "two", "--output", "json")
+    assert status.stdout == "one: behind at base; 3 pending\n"
+    assert [r["revision"] for r in json.loads(pending.stdout)["revisions"]] == SLOW[:2]
+    assert "CREATE TABLE slow" in preview.stdout and preview.stdout.endswith(";\n\n")
+    assert [(o["id"], o["database"]) for o in json.loads(listing.stdout)] == [(1, "two")]
+
+
+def test_a_wait_resumes_when_the_server_restarts_and_prints_each_step_once(
+    tmp_path: Path, processes: Callable[[dict[str, str]], Processes]
+) -> None:
+    group = processes(
+        {"MIGCTL_DATABASES_FILE": str(databases_file(tmp_path, "one")), "SLOW_SECONDS": "1.5"}
+    )
+    port = free_port()
+    api = ("serve", "--no-worker", "--workers", "1", "--bind", f"127.0.0.1:{port}")
+    serving = group.start(*api)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(f"{url}/health/live")
+    group.start("worker")
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(client, url, "upgrade", "one", "--wait")
+        time.sleep(2)  # the first step runs
+        serving.terminate()
+        serving.wait(30)
+        time.sleep(1)
+        group.start(*api)
+        done = waiting.result()
+    assert done.returncode == Exit.OK, done.stderr
+    assert "retrying in" in done.stderr
+    for revision in SLOW:
+        assert done.stderr.count(f"{revision} ") == 2, done.stderr  # started, finished
+
+
+def stream(url: str) -> tuple[int, dict[str, str]]:
+    try:
+        response = urllib.request.urlopen(url, timeout=10)
+    except urllib.error.HTTPError as refused:
+        return refused.code, dict(refused.headers)
+    response.readline()  # `retry:`: the stream is open; keep it so
+    return response.status, {"response": response}  # type: ignore[dict-item]
+
+
+def test_more_streams_than_threads_are_refused_beyond_the_cap_while_probes_answer(
+    tmp_path: Path,
+) -> None:
+    # Four threads: one stream at most (MIGCTL_MAX_STREAMS defaults to a quarter).
+    with server(tmp_path, "--threads", "4") as url:
+        answers = [stream(f"{url}/api/v1/events") for _ in range(6)]
+        before = time.monotonic()
+        wait_for(f"{url}/health/live", timeout=2)
+        assert time.monotonic() - before < 1
+        assert sorted(status for status, _ in answers) == [200, 503, 503, 503, 503, 503]
+        assert all(h["Retry-After"] == "5" for status, h in answers if status == 503)
+        # The client falls back to polling while every stream slot is taken.
+        done = client(url, "upgrade", "one", "--wait")
+        for _, held in answers:
+            if "response" in held:
+                held["response"].close()  # type: ignore[attr-defined]
+    assert done.returncode == Exit.OK, done.stderr
+    assert all(f"[{n}/3] {rev}" in done.stderr for n, rev in enumerate(SLOW, start=1))
+
+
+def test_the_readme_documents_every_exit_code() -> None:
+    section = README.read_text().split("## From a pipeline", 1)[1].split("\n## ", 1)[0]
+    for code in Exit:
+        assert f"| {code.value} | {MEANINGS[code]} |" in section
