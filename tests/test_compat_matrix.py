@@ -60,7 +60,7 @@ def api(client: FlaskClient, path: str, **query: str) -> Any:
     return response.json
 
 
-def test_graph_and_current_equal_the_venvs_own_alembic_cli(
+def test_graph_current_and_pending_equal_the_venvs_own_alembic_cli(
     case: tuple[Environment, Path], database_url: str
 ) -> None:
     environment, ini = case
@@ -76,6 +76,10 @@ def test_graph_and_current_equal_the_venvs_own_alembic_cli(
             run("upgrade", target)
         shown = sorted(r["revision"] for r in api(client, "/current")["revisions"])
         assert shown == sorted(first_token_lines(run("current")))
+    run("downgrade", revisions[-1])
+    pending = [r["revision"] for r in api(client, "/pending")["revisions"]]
+    upgrade = run("upgrade", f"{revisions[-1]}:heads", "--sql")
+    assert pending == re.findall(r"^-- Running upgrade .*-> (\w+)$", upgrade, flags=re.MULTILINE)
 
 
 @pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
