@@ -180,8 +180,10 @@ def test_github_actions_get_a_group_an_error_command_and_a_step_summary(tmp_path
             GITHUB_ACTIONS="true",
             GITHUB_RUN_ID="7",
             GITHUB_STEP_SUMMARY=str(summary),
+            GITHUB_OUTPUT=str(tmp_path / "outputs"),
         )
     assert failed.returncode == Exit.FAILED
+    assert (tmp_path / "outputs").read_text() == "operation-id=1\nstatus=failed\n"
     lines = failed.stderr.splitlines()
     assert lines[0] == "::group::migctl: upgrade one to heads (operation 1, 3 planned steps)"
     assert "::endgroup::" in lines

@@ -20,6 +20,7 @@ class Reporter:
         self.github = environ.get("GITHUB_ACTIONS") == "true"
         self.gitlab = environ.get("GITLAB_CI") == "true"
         self.summary_path = environ.get("GITHUB_STEP_SUMMARY") if self.github else None
+        self.output_path = environ.get("GITHUB_OUTPUT") if self.github else None
         self.finished: dict[int, dict[str, Any]] = {}
         self.started: set[int] = set()
         self.section = ""
@@ -64,6 +65,9 @@ class Reporter:
         if self.summary_path:
             with open(self.summary_path, "a", encoding="utf-8") as summary:
                 summary.write(markdown(operation, timed_out))
+        if self.output_path:  # later steps: `migctl wait ${{ steps.<id>.outputs.operation-id }}`
+            with open(self.output_path, "a", encoding="utf-8") as outputs:
+                outputs.write(f"operation-id={operation['id']}\nstatus={operation['status']}\n")
 
     def _failure(self, error: Mapping[str, Any]) -> None:
         where = f" at {error['revision']}" if error.get("revision") else ""
