@@ -11,6 +11,11 @@ from typing import IO, Any
 from service.client.sse import Event
 
 Describe = Callable[[str], str]  # a revision id -> its message ("" when unknown)
+_STATUS_LINES = {
+    "operation.awaiting_approval": "awaiting approval: an approver must approve it",
+    "operation.queued": "queued",
+    "operation.running": "claimed by a worker",
+}
 
 
 class Reporter:
@@ -42,8 +47,8 @@ class Reporter:
 
     def on_event(self, event: Event) -> None:
         step, data = event.data.get("step") or {}, event.data
-        if event.kind == "operation.running":
-            self._print("claimed by a worker")
+        if event.kind in _STATUS_LINES:
+            self._print(_STATUS_LINES[event.kind])
         elif event.kind == "step.started" and step.get("position") not in self.started:
             self.started.add(step["position"])
             eta = data.get("eta_seconds")
