@@ -51,6 +51,7 @@ STATUSES = {
     "database-unavailable": 503,
     "control-database-unavailable": 503,
     "unauthenticated": 401,
+    "csrf-failed": 403,
     "forbidden": 403,
     "policy-refused": 403,
     "auth-unavailable": 503,
