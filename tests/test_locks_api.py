@@ -106,3 +106,21 @@ def test_a_live_lease_is_not_released(tmp_path: Path, url: str) -> None:
     assert answer.status_code == 409 and answer.json["code"] == "lock-held"
     assert answer.json["lease"]["holder"] == "gone-host:41:7"
     assert client.get("/api/v1/databases/db/locks").json["lease"]["expired"] is False
+
+
+def test_a_secret_of_the_database_in_the_holders_query_is_redacted(
+    tmp_path: Path, url: str
+) -> None:
+    ini = write_project(tmp_path / "project")
+    client = client_for(managed("db", ini, url, env={"API_KEY": "k-8f2c-very-secret"}))
+    engine = sa.create_engine(url)
+    holder = engine.connect()
+    try:
+        holder.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_KEY})
+        holder.execute(sa.text("SELECT 1 /* k-8f2c-very-secret */"))
+        answer = client.get("/api/v1/databases/db/locks")
+    finally:
+        holder.close()
+        engine.dispose()
+    assert answer.json["holder"]["query"] == "SELECT 1 /* *** */"
+    assert "k-8f2c-very-secret" not in answer.get_data(as_text=True)
