@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
 from service.api.app import create_app
 from service.services.access import Role
 from service.services.fleet import refresh_states
+from service.services.messages import operation_link
 from service.services.tokens import new_token, token_entry
 from tests.helpers import PostgresServer, client_for, managed, settings_for, stamp
 from tests.projects import write_project
@@ -365,3 +368,81 @@ def test_odd_paging_parameters_are_clamped(make_app: Callable[..., Flask]) -> No
     client = make_app().test_client()
     assert client.get("/console/operations?page=99999999999999999999").status_code == 200
     assert client.get("/console/audit?before=99999999999999999999").status_code == 200
+
+
+def test_an_expired_session_sends_the_browser_back_to_sign_in(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["viewer"])
+    assert client.get("/console/").status_code == 200
+    with secured.extensions["migctl"].store.transaction() as connection:
+        connection.execute(
+            sa.text("UPDATE migctl_console_sessions SET expires_at = :past"),
+            {"past": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)},
+        )
+    assert client.get("/console/").headers["Location"].startswith("/console/sign-in")
+
+
+def test_the_operation_link_of_webhook_messages_lands_on_its_page_after_sign_in(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    operator = secured.test_client()
+    sign_in(operator, issued[1]["operator"])
+    form = {"revision": "heads", "csrf_token": csrf(operator, "/console/")}
+    queued = operator.post("/console/databases/staging/operations", data=form)
+    operation_id = int(queued.headers["Location"].rsplit("/", 1)[1])
+    link = operation_link("https://migctl.example", operation_id)
+    assert link is not None
+    path = link.removeprefix("https://migctl.example")
+    reader = secured.test_client()
+    sent_to = reader.get(path).headers["Location"]
+    form = {"token": issued[1]["viewer"], "csrf_token": csrf(reader, sent_to)}
+    signed_in = reader.post(sent_to, data=form)
+    assert signed_in.headers["Location"] == path
+    assert f"Operation {operation_id}: upgrade" in reader.get(path).text
+
+
+def test_behind_an_https_public_url_the_session_cookie_is_secure(
+    make_app: Callable[..., Flask], issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = make_app(tokens_file=issued[0], public_url="https://migctl.example").test_client()
+    form = {"token": issued[1]["viewer"], "csrf_token": csrf(client, "/console/sign-in")}
+    answer = client.post("/console/sign-in", data=form)
+    [session] = [c for c in answer.headers.getlist("Set-Cookie") if c.startswith("migctl_console=")]
+    assert "; Secure" in session
+
+
+def test_submitting_the_same_change_form_twice_queues_one_operation(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["operator"])
+    page = client.get("/console/databases/staging/change").text
+    found = re.search(r'name="idempotency_key" value="([^"]+)"', page)
+    assert found
+    form = {
+        "revision": "heads",
+        "idempotency_key": found.group(1),
+        "csrf_token": csrf(client, "/console/"),
+    }
+    first = client.post("/console/databases/staging/operations", data=form)
+    second = client.post("/console/databases/staging/operations", data=form)
+    assert first.headers["Location"] == second.headers["Location"]
+    assert client.get("/console/operations").text.count('href="/console/operations/') == 1
+
+
+def test_the_audit_log_filters_by_operation_and_by_time(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["operator"])
+    for _ in range(2):
+        form = {"revision": "heads", "csrf_token": csrf(client, "/console/")}
+        client.post("/console/databases/staging/operations", data=form)
+    one = client.get("/console/audit", query_string={"operation_id": "2"}).text
+    assert 'href="/console/operations/2"' in one and 'href="/console/operations/1"' not in one
+    later = client.get("/console/audit", query_string={"since": "2999-01-01T00:00"}).text
+    assert "No events." in later
+    bad = client.get("/console/audit", query_string={"since": "yesterday"})
+    assert bad.status_code == 422

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from service.services.access import Role
 from service.services.tokens import new_token, token_entry
-from tests.helpers import EXAMPLE, FAST, serve, wait_for
+from tests.helpers import EXAMPLE, FAST, MIGCTL, free_port, wait_for
 from tests.test_docs_page import CHROMIUM, CHROMIUM_ARGS
 
 # Screenshots are kept for people to look at (CI keeps the folder); the test prints where.
@@ -34,6 +36,29 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+def serve_logging_to_file(cwd: Path, environ: dict[str, str]) -> Iterator[str]:
+    """`migctl serve` on a free port, its log in cwd/serve.log: the pages make many access
+    lines, and a pipe nobody reads while the browser works would fill and stall the server."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIGCTL_")}
+    with (cwd / "serve.log").open("w") as log:
+        process = subprocess.Popen(
+            [MIGCTL, "serve", "--bind", f"127.0.0.1:{port}"],
+            cwd=cwd,
+            env={**env, **FAST, "MIGCTL_WORKERS": "1", **environ},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{url}/health/ready")
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert process.returncode == 0, (cwd / "serve.log").read_text()[-3000:]
+
+
 @pytest.fixture(scope="module")
 def tokens() -> dict[str, str]:
     return {"operator": new_token(), "viewer": new_token()}
@@ -48,11 +73,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, tokens: dict[str, str]) -> 
         token_entry("alice", Role.OPERATOR, [], tokens["operator"])
         + token_entry("victor", Role.VIEWER, [], tokens["viewer"])
     )
-    server = serve(cwd, {**FAST, "MIGCTL_TOKENS_FILE": str(path), "MIGCTL_WORKERS": "1"})
-    url = next(server)
-    wait_for(f"{url}/health/ready")
-    yield url
-    next(server, None)
+    yield from serve_logging_to_file(cwd, {"MIGCTL_TOKENS_FILE": str(path)})
 
 
 @pytest.fixture
@@ -70,7 +91,7 @@ def closed(request: Request) -> bool:
 
 def sign_in(page: Page, url: str, token: str) -> None:
     page.goto(f"{url}/console/")
-    expect(page).to_have_url(f"{url}/console/sign-in?next=/console/?")
+    expect(page).to_have_url(f"{url}/console/sign-in?next=/console/")
     page.get_by_label("API token").fill(token)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Fleet")).to_be_visible()
@@ -102,8 +123,12 @@ def test_an_operator_signs_in_upgrades_the_example_and_watches_it_finish(
     streams: list[int] = []
     page.on("response", lambda r: streams.append(r.status) if r.url.endswith("/events") else None)
     page.get_by_role("button", name="Queue upgrade to heads").click()
+    expect(page.locator("#live tr")).to_have_count(13)  # every planned step has its row
+    live_height = "document.getElementById('live').getBoundingClientRect().height"
+    height = page.evaluate(live_height)
 
     expect(page.locator("#live")).to_have_attribute("data-status", "succeeded", timeout=60_000)
+    assert page.evaluate(live_height) == height  # nothing below it moved while it ran
     expect(page.locator("#live tr.ran")).to_have_count(12)
     assert streams and set(streams) == {200}  # followed its server-sent events
     page.screenshot(path=shots / "operation-desktop.png", full_page=True)
@@ -143,6 +168,20 @@ def test_a_viewer_reads_every_page_at_desktop_and_phone_widths(
         page.close()
 
 
+def test_the_console_follows_the_system_dark_theme(
+    browser: Browser, served: str, tokens: dict[str, str], shots: Path
+) -> None:
+    backgrounds = {}
+    for scheme in ("light", "dark"):
+        page = browser.new_page(viewport=DESKTOP, color_scheme=scheme)
+        sign_in(page, served, tokens["viewer"])
+        page.goto(f"{served}/console/databases/example/revisions/head?dialect=postgresql")
+        backgrounds[scheme] = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        page.screenshot(path=shots / f"revision-{scheme}.png", full_page=True)
+        page.close()
+    assert backgrounds == {"light": "rgb(255, 255, 255)", "dark": "rgb(20, 24, 29)"}
+
+
 def test_the_console_is_usable_from_the_keyboard(
     browser: Browser, served: str, tokens: dict[str, str]
 ) -> None:
@@ -171,11 +210,7 @@ def production(tmp_path_factory: pytest.TempPathFactory, tokens: dict[str, str])
         + token_entry("bob", Role.APPROVER, [], tokens["viewer"])
     )
     environ = {"MIGCTL_TOKENS_FILE": str(path), "MIGCTL_DATABASES_FILE": str(databases)}
-    server = serve(cwd, {**FAST, **environ, "MIGCTL_WORKERS": "1"})
-    url = next(server)
-    wait_for(f"{url}/health/ready")
-    yield url
-    next(server, None)
+    yield from serve_logging_to_file(cwd, environ)
 
 
 def test_a_second_person_approves_in_the_console_while_the_requester_is_refused(

@@ -4,6 +4,7 @@ from flask import Flask
 
 from service.console import approvals, audit, auth, changes, operations, pages
 from service.console.blueprint import console
+from service.console.highlight import sql_html
 
 VIEWS = (
     auth,
@@ -18,3 +19,4 @@ VIEWS = (
 def install(app: Flask) -> None:
     app.register_blueprint(console)
     app.jinja_env.globals["csrf_token"] = auth.csrf_token
+    app.jinja_env.filters["sql"] = sql_html

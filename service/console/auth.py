@@ -39,7 +39,7 @@ def _authenticate() -> ResponseReturnValue | None:
         key = request.cookies.get(SESSION_COOKIE, "")
         session = console_sessions.resume(control_store(), tokens, key) if key else None
         if session is None:
-            return redirect(url_for("console.sign_in", next=request.full_path))
+            return redirect(url_for("console.sign_in", next=request.full_path.rstrip("?")))
         g.console_session = session
         security.authenticated(session.principal)
     return None if request.method != "POST" else _check_csrf()
@@ -114,9 +114,14 @@ def _set_cookie(
         max_age=max_age,
         httponly=True,
         samesite="Strict",
-        secure=request.is_secure,
+        secure=_https(),
         path="/console",
     )
+
+
+def _https() -> bool:
+    # Behind a proxy that ends TLS the request looks like plain HTTP: the public URL says.
+    return request.is_secure or services().settings.public_url.startswith("https://")
 
 
 def _next_page() -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import render_template, request
 from flask.typing import ResponseReturnValue
 
@@ -59,25 +61,26 @@ def database(name: str) -> ResponseReturnValue:
 def revision(name: str, rev: str) -> ResponseReturnValue:
     info = revisions.get_revision(registry(), name, rev)
     dialect = request.args.get("dialect") if request.args.get("dialect") in DIALECTS else None
-    start = ",".join(info.down_revisions) or "base"
-    try:
-        preview = previews.preview_sql(
-            registry(), preview_cache(), name, from_=start, to=info.revision, dialect=dialect
-        )
-        preview = with_lint(registry(), preview)
-        sql, lint, problem = sql_html(preview.sql), preview.lint, None
-    except MigctlError as exc:
-        sql, lint, problem = None, None, exc
     return render_template(
         "console/revision.html",
         db_name=name,
         info=info,
         dialects=DIALECTS,
-        dialect=dialect or (preview.dialect if sql is not None else None),
-        sql=sql,
-        lint=lint,
-        problem=problem,
+        **_revision_sql(name, info, dialect),
     )
+
+
+def _revision_sql(name: str, info: revisions.RevisionInfo, dialect: str | None) -> dict[str, Any]:
+    """The SQL of this revision alone (from its down revisions), highlighted, and its lint."""
+    start = ",".join(info.down_revisions) or "base"
+    try:
+        preview = previews.preview_sql(
+            registry(), preview_cache(), name, from_=start, to=info.revision, dialect=dialect
+        )
+    except MigctlError as exc:
+        return {"dialect": dialect, "sql": None, "lint": None, "problem": exc}
+    lint = with_lint(registry(), preview).lint
+    return {"dialect": preview.dialect, "sql": sql_html(preview.sql), "lint": lint, "problem": None}
 
 
 def _operations(status: str | None, database: str | None = None) -> list[object]:
