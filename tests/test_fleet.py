@@ -9,8 +9,9 @@ import pytest
 
 from service.api.context import SERVICES
 from service.errors import ConfigError
-from service.services import fleet
+from service.services import execution, fleet
 from service.settings import Settings
+from service.worker.loop import Worker
 from tests.helpers import client_for, managed, stamp
 
 
@@ -91,3 +92,23 @@ def test_labels_that_are_not_a_table_of_strings_stop_migctl_at_start(
     )
     with pytest.raises(ConfigError, match="labels"):
         Settings.from_env({"MIGCTL_DATABASES_FILE": str(file)})
+
+
+def test_a_database_is_read_again_as_soon_as_one_of_its_operations_ends(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    client = client_for(managed("db", project("linear"), make_database()))
+    services = client.application.extensions[SERVICES]
+    fleet.refresh_states(services.registry, services.store, 3600)
+    assert client.get("/api/v1/fleet").json["not_up_to_date"] == ["db"]
+    queued = client.post(
+        "/api/v1/databases/db/operations", json={"action": "upgrade", "revision": "heads"}
+    )
+    worker = Worker(services.settings, services)
+    record = execution.claim_next(services.store, worker.worker_id, 30)
+    assert record is not None and record.id == queued.json["id"]
+    worker._run(record)
+
+    assert fleet.refresh_states(services.registry, services.store, 3600) == 1  # not stale by age
+    body = client.get("/api/v1/fleet").json
+    assert body["not_up_to_date"] == [] and body["by_environment"] == {"": {"up_to_date": 1}}

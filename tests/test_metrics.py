@@ -140,3 +140,20 @@ def test_serve_merges_the_metrics_of_its_gunicorn_workers_and_of_its_worker_proc
     assert value(text, "migctl_step_duration_seconds_count", direction="upgrade") == 4
     assert value(text, "migctl_operations_total", database="default", **succeeded) == 1
     assert (value(text, "migctl_worker_heartbeat_age_seconds") or 99) < 10
+
+
+def test_a_scoped_token_sees_only_its_databases_series(
+    project: Callable[[str], Path], tmp_path: Path
+) -> None:
+    token = new_token()
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text(token_entry("team-a", Role.VIEWER, ["a"], token))
+    ini = project("linear")
+    databases = [managed(name, ini, f"sqlite:///{tmp_path / name}.db") for name in ("a", "b")]
+    app = create_app(settings_for(*databases, tokens_file=tokens))
+    services = app.extensions[SERVICES]
+    fleet.refresh_states(services.registry, services.store, 60)
+    response = app.test_client().get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    text = response.get_data(as_text=True)
+    assert value(text, "migctl_database_pending_revisions", database="a") == 4
+    assert value(text, "migctl_database_pending_revisions", database="b") is None

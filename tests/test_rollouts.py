@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from service.api.context import SERVICES
 from service.services import execution, rollout_runs
+from service.store import rollouts
 from service.worker.loop import Worker
 from tests.helpers import client_for, managed
 
@@ -136,6 +137,9 @@ def test_a_paused_rollout_queues_nothing_until_resumed_and_a_cancelled_one_stays
     cancelled = client.post(f"/api/v1/rollouts/{rollout_id}/cancel").json
     assert cancelled["status"] == "cancelled"
     assert [t["state"] for t in cancelled["targets"]] == ["cancelled", "pending"]
+    actions = [(e["action"], e["outcome"]) for e in client.get("/api/v1/audit-events").json]
+    assert ("operation.cancelled", "cancelled") in actions
+    assert ("rollout.cancelled", "accepted") in actions
 
     refused = client.post(f"/api/v1/rollouts/{rollout_id}/resume")
     assert refused.status_code == 409
@@ -207,3 +211,20 @@ def test_an_operation_interrupted_by_a_dead_worker_is_queued_again_only_where_dd
     else:  # SQLite's DDL is not transactional: a step may be half done, a person must look
         assert body["status"] == "failed" and body["totals"] == {"interrupted": 1, "succeeded": 1}
         assert [op["status"] for op in tried] == ["interrupted"]
+
+
+def test_an_operation_queued_while_its_rollout_was_being_cancelled_is_cancelled_too(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    client = fleet_client(project("linear"), [make_database()])
+    services = client.application.extensions[SERVICES]
+    rollout_id = start(client).json["id"]
+    with services.store.transaction() as connection:  # what a worker read before the cancel
+        record = rollouts.get(connection, rollout_id)
+    assert record is not None
+    assert client.post(f"/api/v1/rollouts/{rollout_id}/cancel").status_code == 200
+
+    assert rollout_runs._launch(services, record, record.targets[0])
+
+    body = client.get(f"/api/v1/rollouts/{rollout_id}").json
+    assert body["status"] == "cancelled" and body["totals"] == {"cancelled": 1}

@@ -10,7 +10,7 @@ from service.lifecycle import FINISHED, RolloutStatus, Status
 from service.services.access import Principal, Role
 from service.services.context import RequestContext
 from service.services.operations import OperationRequest, request_operation
-from service.services.rollouts import target_state
+from service.services.rollouts import cancel_waiting, target_state
 from service.services.wiring import Services
 from service.store import audit, rollouts
 from service.store.audit import AuditEvent
@@ -113,7 +113,11 @@ def _launch(services: Services, record: RolloutRecord, target: TargetRecord) -> 
             rollouts.set_problem(connection, target.id, exc.code, detail)
         return False
     with services.store.transaction() as connection:
-        return rollouts.link(connection, target.id, operation.id, target.operation_id)
+        linked = rollouts.link(connection, target.id, operation.id, target.operation_id)
+        cancelled = rollouts.status(connection, record.id) == RolloutStatus.CANCELLED
+    if cancelled:  # while this one was being queued: the caller's cancel could not see it
+        cancel_waiting(services.store, [operation.id], context)
+    return linked
 
 
 def _finish(

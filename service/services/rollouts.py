@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -13,14 +14,16 @@ from service.errors import (
     EmptySelectionError,
     IdempotencyKeyReusedError,
     MigctlError,
+    OperationConflictError,
     RolloutConflictError,
     RolloutNotFoundError,
 )
-from service.lifecycle import FINISHED, ROLLOUT_TRANSITIONS, RolloutStatus, Status
+from service.lifecycle import FINISHED, ROLLOUT_TRANSITIONS, RolloutStatus
 from service.services import audit as audit_service
 from service.services.access import Permission, check_policy
 from service.services.context import RequestContext
 from service.services.fleet import label_matches, select
+from service.services.operations import cancel_operation
 from service.services.registry import Registry
 from service.store import audit, rollouts
 from service.store import operations as ops
@@ -206,17 +209,11 @@ def change_rollout(
         )
         outcome = "accepted" if moved else "refused"
         audit.append(connection, _event(context, rollout_id, _CHANGES[target], names, outcome))
-        if moved and target == RolloutStatus.CANCELLED:
-            for operation_id, status in rollouts.waiting_operations(connection, rollout_id):
-                ops.transition(
-                    connection,
-                    operation_id,
-                    from_status=Status(status),
-                    to_status=Status.CANCELLED,
-                    values={"finished_at": utcnow()},
-                )
+        waiting = rollouts.waiting_operations(connection, rollout_id) if moved else []
         if moved and target == RolloutStatus.RUNNING:
             ops.notify_queued(connection)
+    if target == RolloutStatus.CANCELLED:
+        cancel_waiting(store, [operation_id for operation_id, _status in waiting], context)
     if not moved:
         raise RolloutConflictError(
             f"Rollout {rollout_id} is {source}; it cannot become {target}.",
@@ -224,6 +221,14 @@ def change_rollout(
             rollout_status=str(source),
         )
     return get_rollout(store, rollout_id, context)
+
+
+def cancel_waiting(store: ControlStore, operation_ids: list[int], context: RequestContext) -> None:
+    """Cancel a cancelled rollout's operations that have not started, each audited as any
+    cancel is; one that a worker claimed meanwhile runs to its end."""
+    for operation_id in operation_ids:
+        with contextlib.suppress(OperationConflictError):
+            cancel_operation(store, operation_id, context)
 
 
 def _ending(target: RolloutStatus) -> dict[str, dt.datetime]:

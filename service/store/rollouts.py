@@ -121,6 +121,12 @@ def find_by_idempotency_key(
     return None if found is None else get(connection, int(found))
 
 
+def status(connection: sa.Connection, rollout_id: int) -> str | None:
+    query = sa.select(rollouts.c.status).where(rollouts.c.id == rollout_id)
+    found = connection.execute(query).scalar()
+    return None if found is None else str(found)
+
+
 def running_ids(connection: sa.Connection) -> list[int]:
     """Running rollouts with a free slot (fewer unfinished operations than max_parallel):
     the others have nothing to start, and nothing to end, until one of theirs ends."""
