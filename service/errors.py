@@ -253,6 +253,28 @@ class RevisionsModifiedError(MigctlError):
     members = ("modified", "missing")
 
 
+class NoTargetMetadataError(MigctlError):
+    """The project's env.py sets no target_metadata: there are no models to compare with."""
+
+    code = "no-target-metadata"
+    advice = "pass the models' MetaData to context.configure(target_metadata=...) in env.py"
+
+
+class DriftCheckNotFoundError(MigctlError):
+    """No drift check of this database has this id."""
+
+    code = "drift-check-not-found"
+    advice = "fix the request"
+
+
+class LockHeldError(MigctlError):
+    """The migration lock's holder is alive (its session, or a lease not yet expired)."""
+
+    code = "lock-held"
+    advice = "wait for it, or end that session; only a lock whose holder is gone is released"
+    members = ("holder", "lease")
+
+
 class LockTimeoutError(MigctlError):
     """A step waited longer than the database's lock_timeout for a lock; it was rolled back."""
 

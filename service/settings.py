@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import functools
 import os
 import re
 import sys
@@ -167,8 +168,8 @@ class ManagedDatabase:
         found = [secret for url in urls for secret in url_secrets(url)]
         return found + [s for value in env for s in value_secrets(value)]
 
-    @property
-    def masked_url(self) -> str:
+    @functools.cached_property
+    def masked_url(self) -> str:  # once: parsing URLs adds up in lists of 1,000 databases
         return mask_url(self.url.reveal())
 
     @property

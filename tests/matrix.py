@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-CACHE = Path(os.environ.get("MIGCTL_MATRIX_CACHE", Path.home() / ".cache" / "migctl-matrix"))
+CACHE = Path(os.environ.get("TEST_MATRIX_CACHE", Path.home() / ".cache" / "migctl-matrix"))
 
 
 @dataclasses.dataclass(frozen=True)

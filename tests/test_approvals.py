@@ -40,10 +40,10 @@ def tokens(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def prod(
-    project: Callable[[str], Path], tmp_path: Path, tokens: dict[str, str]
+    project: Callable[[str], Path], tmp_path: Path, tokens: dict[str, str], database_url: str
 ) -> Callable[..., tuple[FlaskClient, Path, str]]:
     def make(**policy: Any) -> tuple[FlaskClient, Path, str]:
-        ini, url = project("linear"), f"sqlite:///{tmp_path / 'prod.db'}"
+        ini, url = project("linear"), database_url  # SQLite and PostgreSQL
         database = dataclasses.replace(
             managed("prod", ini, url), environment="production", **policy
         )

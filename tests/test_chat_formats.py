@@ -164,5 +164,7 @@ def test_an_approval_request_tells_the_channel_who_may_approve_and_until_when() 
         details={"approvers": "a token with the approve permission"},
     )
     text = operation_message(asked, waiting, "production", "").text
+    data = render("standard", operation_message(asked, waiting, "production", ""))["data"]
+    assert data["details"] == {"approvers": "a token with the approve permission"}
     assert "needs 2 approvals before 2026-12-03 06:00 UTC" in text
     assert "approve permission" in text

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import urllib.error
@@ -15,9 +16,20 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from service.client.exits import MEANINGS, Exit
-from tests.helpers import FAST, FIXTURES, MIGCTL, Processes, free_port, wait_for
+from tests.helpers import (
+    FAST,
+    FIXTURES,
+    MIGCTL,
+    PostgresServer,
+    Processes,
+    free_port,
+    wait_for,
+)
 from tests.serving import served_process
+from tests.test_worker_processes import job_process
 
 SLOW = ["51000001", "52000002", "53000003"]
 README = Path(__file__).parent.parent / "README.md"
@@ -274,3 +286,95 @@ def test_the_readme_documents_every_exit_code() -> None:
     section = README.read_text().split("## From a pipeline", 1)[1].split("\n## ", 1)[0]
     for code in Exit:
         assert f"| {code.value} | {MEANINGS[code]} |" in section
+
+
+def migrating(url: str) -> None:
+    """Returns once the operation's first step has begun (read from its event stream)."""
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(f"{url}/events", timeout=60) as response:
+                if any(line == b"event: step.started\n" for line in response):
+                    return
+        except urllib.error.HTTPError:
+            time.sleep(0.1)  # not queued yet
+    raise AssertionError("never migrating")
+
+
+def test_a_wait_on_an_operation_whose_job_is_killed_exits_3(
+    tmp_path: Path, processes: Callable[[dict[str, str]], Processes]
+) -> None:
+    group = processes(
+        {
+            "MIGCTL_DATABASES_FILE": str(databases_file(tmp_path, "one")),
+            "SLOW_SECONDS": "30",
+            "MIGCTL_MAX_STREAMS": "2",  # the client's and the test's
+        }
+    )
+    url = group.api().removesuffix("/api/v1")
+    worker = group.start("worker")
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(client, url, "upgrade", "one", "--wait")
+        migrating(f"{url}/api/v1/operations/1")
+        os.kill(job_process(worker), signal.SIGKILL)
+        done = waiting.result()
+    assert done.returncode == Exit.STOPPED, done.stderr
+    assert done.stdout.startswith("operation 1 interrupted: one at base")
+
+
+def test_the_zero_configuration_example_upgrades_through_the_client(tmp_path: Path) -> None:
+    with served_process(tmp_path, FAST, "--workers", "1") as url:
+        wait_for(f"{url}/health/live")
+        pending = client(url, "pending", "example")
+        done = client(url, "upgrade", "example", "--wait", "--output", "json")
+        status = client(url, "status", "example", "--output", "json")
+    count = len(pending.stdout.splitlines())
+    assert done.returncode == Exit.OK, done.stderr
+    operation = json.loads(done.stdout)
+    assert operation["status"] == "succeeded" and len(operation["steps"]) == count > 5
+    assert done.stderr.count(": succeeded in ") == count
+    assert json.loads(status.stdout)["up_to_date"] is True
+
+
+def test_sigterm_ends_open_event_streams_at_once_so_the_server_stops_quickly(
+    tmp_path: Path, processes: Callable[[dict[str, str]], Processes]
+) -> None:
+    group = processes({"MIGCTL_DATABASES_FILE": str(databases_file(tmp_path, "one"))})
+    port = free_port()
+    serving = group.start("serve", "--no-worker", "--workers", "1", "--bind", f"127.0.0.1:{port}")
+    url = f"http://127.0.0.1:{port}"
+    wait_for(f"{url}/health/live")
+    with urllib.request.urlopen(f"{url}/api/v1/events", timeout=30) as response:
+        assert response.readline() == b"retry: 3000\n"
+        started = time.monotonic()
+        serving.terminate()
+        response.read()  # the stream ends cleanly, not cut: the client resumes elsewhere
+    serving.wait(30)
+    assert serving.returncode == 0 and time.monotonic() - started < 5  # not the 30 s grace
+
+
+@pytest.mark.postgresql
+def test_on_postgresql_an_upgrade_and_a_downgrade_report_as_on_sqlite(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """The managed database and the control database both on PostgreSQL."""
+    project = tmp_path / "slow"
+    shutil.copytree(FIXTURES / "slow", project, ignore=shutil.ignore_patterns("__pycache__"))
+    databases = tmp_path / "databases.toml"
+    databases.write_text(
+        f'[databases.pg]\nurl = "{postgres_server.create_database()}"\n'
+        f'alembic_config = "{project / "alembic.ini"}"\n'
+    )
+    environ = {
+        **FAST,
+        "MIGCTL_DATABASES_FILE": str(databases),
+        "MIGCTL_CONTROL_DATABASE_URL": postgres_server.create_database(),
+        "SLOW_SECONDS": "0.3",
+    }
+    with served_process(tmp_path, environ, "--workers", "1") as url:
+        wait_for(f"{url}/health/live")
+        done = client(url, "upgrade", "pg", "53000003", "--wait")
+        down = client(url, "downgrade", "pg", "base", "--wait")
+    assert done.returncode == Exit.OK, done.stderr
+    assert done.stdout == "operation 1 succeeded: pg at 53000003 (3 steps)\n"
+    assert done.stderr.count(": succeeded in ") == 3
+    assert down.returncode == Exit.OK and "pg at base (3 steps)" in down.stdout

@@ -11,9 +11,10 @@ from flask.testing import FlaskClient
 
 from service.api.app import create_app
 from service.services.access import Role
+from service.services.safety.rules import RULES
 from service.services.tokens import new_token, token_entry
 from tests.helpers import PostgresServer, client_for, managed, settings_for, stamp
-from tests.projects import write_project
+from tests.projects import write_project, write_revision
 
 pytestmark = pytest.mark.postgresql
 
@@ -240,3 +241,28 @@ def test_an_operator_may_not_acknowledge_lint_findings(tmp_path: Path, pg_url: s
     )
     assert answer.status_code == 403
     assert answer.json["code"] == "forbidden" and answer.json["permission"] == "override"
+
+
+def test_the_readme_lists_every_rule_with_its_severity_why_and_alternative() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for rule in RULES.values():
+        row = f"| `{rule.id}` | {rule.severity} | {rule.why} | {rule.instead} |"
+        assert row in readme, rule.id
+
+
+def test_an_opt_out_added_to_a_revision_changes_the_json_previews_etag(
+    lint_client: Callable[..., FlaskClient], tmp_path: Path
+) -> None:
+    client = lint_client('op.drop_table("account")', lock_timeout="3s")
+    first = client.get("/api/v1/databases/db/sql", query_string={"from": "r0"})
+    write_revision(
+        tmp_path / "project", 1, '# migctl-lint: allow dropping-table\nop.drop_table("account")'
+    )
+    again = client.get(
+        "/api/v1/databases/db/sql",
+        query_string={"from": "r0"},
+        headers={"If-None-Match": first.headers["ETag"]},
+    )
+    assert again.status_code == 200
+    assert again.json["sha256"] == first.json["sha256"]  # the same SQL
+    assert again.json["lint"]["findings"][0]["opted_out"] is True

@@ -70,3 +70,19 @@ def test_without_a_blocker_the_same_upgrade_runs_under_the_timeouts(
     step = client.get(f"/api/v1/operations/{queued['id']}").json["steps"][0]
     assert "lock_timeout" not in step["sql"]  # migctl's own SET belongs to no step
     assert first_token_lines(alembic(ini, url, "current")) == ["r1"]
+
+
+def test_a_step_running_past_statement_timeout_fails_and_says_so(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.create_database()
+    ini = write_project(tmp_path / "project", 'op.execute("SELECT pg_sleep(5)")')
+    alembic(ini, url, "upgrade", "r0")
+    client = client_for(managed("db", ini, url, statement_timeout="300ms"))
+    queued = client.post(
+        "/api/v1/databases/db/operations", json={"action": "upgrade", "revision": "heads"}
+    ).json
+    assert run_next(client) == "failed"
+    error = client.get(f"/api/v1/operations/{queued['id']}").json["error"]
+    assert error["code"] == "migration-failed" and error["revision"] == "r1"
+    assert "statement timeout" in error["message"]

@@ -237,5 +237,36 @@ def test_a_failed_step_on_mariadb_names_the_statements_that_had_already_committe
     ]
     database = mariadb_url.rsplit("/", 1)[1]
     assert sql("SHOW TABLES LIKE 'half_done'", database) == [["half_done"]]
-    assert sql("SELECT COUNT(*) FROM half_done", database) == [["0"]]
+    assert sql("SELECT COUNT(*) FROM half_done", database) == [["0"]]  # its INSERT rolled back
     assert failed["heads_after"] == ["a4000004"]
+
+
+@pytest.mark.parametrize(
+    ("failing", "committed", "rows"),
+    [
+        # A DDL statement commits what came before it, even when it fails itself.
+        ("ALTER TABLE no_such_table ADD COLUMN x INT", ["INSERT INTO account"], "1"),
+        ("INSERT INTO no_such_table VALUES (1)", [], "0"),  # nothing but DML: all rolled back
+    ],
+)
+def test_dml_before_a_failing_statement_is_committed_only_when_that_statement_is_ddl(
+    environment: Environment,
+    project: Callable[[str], Path],
+    mariadb_url: str,
+    failing: str,
+    committed: list[str],
+    rows: str,
+) -> None:
+    body = "    op.execute(\"INSERT INTO account (id, name) VALUES (1, 'x')\")\n"
+    body += f'    op.execute("{failing}")'
+    client = client_for(with_revision(project("linear"), body), mariadb_url, environment)
+    post(client, action="upgrade", revision="heads")
+    failed = run_next(client)
+    assert failed["status"] == "failed" and failed["error"]["revision"] == "a5000005"
+    events = client.get("/api/v1/audit-events", query_string={"action": "operation.failed"}).json
+    listed = events[0]["details"]["committed_statements"]
+    assert [statement.split(" (")[0] for statement in listed] == committed
+    if not committed:
+        assert "None of the failed step's statements had committed" in failed["error"]["message"]
+    database = mariadb_url.rsplit("/", 1)[1]
+    assert sql("SELECT COUNT(*) FROM account", database) == [[rows]]

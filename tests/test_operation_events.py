@@ -16,7 +16,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service.api.app import create_app
+from service.services.access import Role
 from service.services.control import upgrade_control_schema
+from service.services.tokens import new_token, token_entry
 from service.store import events as store_events
 from service.store.db import ControlStore, utcnow
 from tests.helpers import alembic, managed, settings_for
@@ -188,3 +190,27 @@ def test_a_follower_never_misses_an_event_committed_after_a_larger_id_was_drawn(
         seen.extend(e.id for e in store_events.after(connection, max(seen, default=0)))
     store.dispose()
     assert sorted(seen) == seen and len(seen) == len(set(seen)) == 60
+
+
+def test_a_token_limited_to_one_database_streams_only_that_databases_events(
+    project: Callable[[str], Path], tmp_path: Path
+) -> None:
+    admin, scoped = new_token(), new_token()
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text(
+        token_entry("admin", Role.ADMIN, [], admin)
+        + token_entry("two-only", Role.OPERATOR, ["db2"], scoped)
+    )
+    urls = [f"sqlite:///{tmp_path / name}" for name in ("one.db", "two.db")]
+    app = app_for(project("linear"), *urls, tokens_file=tokens, stream_seconds=0.5)
+    client = app.test_client()
+    as_admin = {"Authorization": f"Bearer {admin}"}
+    post(client, "db1", headers=as_admin, action="upgrade", revision="heads")
+    post(client, "db2", headers=as_admin, action="upgrade", revision="heads")
+    seen = read(client, "/api/v1/events", Authorization=f"Bearer {scoped}")
+    assert [e["database"] for e in seen] == ["db2"]
+    hidden = client.get(
+        "/api/v1/operations/1/events", headers={"Authorization": f"Bearer {scoped}"}
+    )
+    assert hidden.status_code == 404
+    assert client.get("/api/v1/events").status_code == 401

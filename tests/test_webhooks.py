@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import email.utils
 import http.server
 import json
 import os
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,12 +27,20 @@ from service.services.access import Role
 from service.services.control import upgrade_control_schema
 from service.services.tokens import new_token, token_entry
 from service.services.webhook_file import WebhooksFile
-from service.services.webhook_http import Attempt
+from service.services.webhook_http import Attempt, retry_after
 from service.services.wiring import Services
 from service.store import webhooks as outbox
 from service.store.db import ControlStore
 from service.worker.deliveries import Courier
-from tests.helpers import PostgresServer, free_port, fresh_control_url, managed, settings_for
+from tests.helpers import (
+    PostgresServer,
+    Processes,
+    free_port,
+    fresh_control_url,
+    managed,
+    settings_for,
+    wait_for,
+)
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 
@@ -99,7 +109,11 @@ def hooked(
         path = tmp_path / "webhooks.toml"
         write_hooks(path, hooks)
         tokens = tmp_path / "tokens.toml"
-        tokens.write_text(token_entry("root", Role.ADMIN, [], ADMIN))
+        tokens.write_text(
+            token_entry("root", Role.ADMIN, [], ADMIN)
+            + token_entry("alice", Role.APPROVER, [], new_token())
+            + token_entry("bob", Role.APPROVER, ["elsewhere"], new_token())
+        )
         database = managed("db", project("linear"), f"sqlite:///{tmp_path / 'db.sqlite'}")
         database = dataclasses.replace(database, **policy)
         settings = settings_for(
@@ -387,6 +401,82 @@ def test_approval_requests_and_decisions_reach_the_channel(
     assert rejected.status_code == 200
     deliver_until_settled(client)
     asked, decided = receiver.verified
+    first = json.loads(_body(client, deliveries(client, "chat")[-1]["id"]))  # newest first
+    assert first["blocks"][-1]["elements"][0]["action_id"] == "migctl_approve"
     assert "db (production): upgrade to heads, asked by root, is awaiting approval" in asked["text"]
-    assert "needs 1 approval before" in asked["text"] and "approve permission" in asked["text"]
+    assert "needs 1 approval before" in asked["text"]
+    assert asked["text"].endswith("UTC from alice.")  # not root (the requester), not bob's scope
     assert decided["text"].endswith("root rejected it: freeze week")
+
+
+def test_settled_deliveries_are_pruned_after_the_retention_and_pending_ones_never(
+    store: ControlStore,
+) -> None:
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=31)
+    with store.transaction() as connection:
+        for n, status in enumerate(("delivered", "failed", "pending")):
+            outbox.insert(
+                connection,
+                {
+                    "webhook": "chat",
+                    "event_id": n,
+                    "event_type": "operation.requested",
+                    "body": "{}",
+                    "status": status,
+                    "attempts": 1,
+                    "next_attempt_at": old,
+                    "created_at": old,
+                },
+            )
+    assert webhooks.prune(store) == 2
+    assert webhooks.prune(store) == 0
+    with store.transaction() as connection:
+        (left,), _ = outbox.list_page(connection, "chat", 0, 10)
+    assert left.status == "pending"
+
+
+def test_migctl_serve_delivers_signed_webhooks_of_an_operation_from_request_to_end(
+    project: Callable[[str], Path],
+    tmp_path: Path,
+    processes: Callable[..., Processes],
+    receiver: Receiver,
+) -> None:
+    hooks = tmp_path / "webhooks.toml"
+    write_hooks(hooks, {"chat": local(receiver, 'events = ["operation.*"]')})
+    group = processes(
+        {
+            "MIGCTL_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            "MIGCTL_ALEMBIC_CONFIG": str(project("linear")),
+            "MIGCTL_WEBHOOKS_FILE": str(hooks),
+            "MIGCTL_PUBLIC_URL": "https://migctl.example.com",
+            "HOOK_SECRET": SECRET,
+        }
+    )
+    port = free_port()
+    group.start("serve", "--bind", f"127.0.0.1:{port}")
+    wait_for(f"http://127.0.0.1:{port}/health/ready")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/databases/default/operations",
+        data=json.dumps({"action": "upgrade", "revision": "heads"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        operation_id = json.loads(response.read())["id"]
+    deadline = time.monotonic() + 60
+    while len(receiver.verified) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    kinds = [event["type"] for event in receiver.verified]
+    assert kinds == ["operation.requested", "operation.started", "operation.succeeded"]
+    done = receiver.verified[-1]["data"]
+    assert done["operation"]["id"] == operation_id and done["operation"]["steps_done"] == 4
+
+
+def test_backoff_doubles_with_jitter_up_to_a_cap_and_retry_after_takes_seconds_or_a_date() -> None:
+    for attempts, ceiling in ((1, 5.0), (2, 10.0), (5, 80.0)):
+        delays = [webhooks.backoff(5.0, attempts) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays) and len(set(delays)) > 100
+    assert webhooks.backoff(5.0, 40) <= webhooks.MAX_BACKOFF_SECONDS
+    assert retry_after("120") == 120.0 and retry_after("soon") is None
+    in_a_minute = email.utils.format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1))
+    assert 55 <= (retry_after(in_a_minute) or 0) <= 60
+    assert retry_after("99999999") == 86_400.0

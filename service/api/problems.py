@@ -20,15 +20,18 @@ from service.errors import (
     DatabaseLockedError,
     DatabaseNotFoundError,
     DatabaseUnavailableError,
+    DriftCheckNotFoundError,
     EmptySelectionError,
     ForbiddenError,
     IdempotencyKeyReusedError,
     JobStartError,
     LintBlockedError,
+    LockHeldError,
     LockTimeoutError,
     MigctlError,
     MigrationFailedError,
     MultipleHeadsError,
+    NoTargetMetadataError,
     OfflineUnsupportedError,
     OperationConflictError,
     OperationNotFoundError,
@@ -86,6 +89,9 @@ PROBLEMS: dict[type[MigctlError], tuple[int, str]] = {
     WebhookNotFoundError: (404, "Webhook not found"),
     LintBlockedError: (422, "Blocked by the SQL lint"),
     RevisionsModifiedError: (409, "Applied revisions modified"),
+    NoTargetMetadataError: (422, "No target metadata"),
+    DriftCheckNotFoundError: (404, "Drift check not found"),
+    LockHeldError: (409, "Migration lock held"),
 }
 
 # Codes for errors raised by Flask, werkzeug and webargs rather than by migctl.

@@ -13,6 +13,7 @@ from gunicorn.glogging import Logger
 
 from service import logcontext, logformat, metrics
 from service.api.app import create_app
+from service.api.stopping import watch_sigterm
 from service.services.redaction import attach_log_redaction
 from service.settings import Settings
 
@@ -72,6 +73,7 @@ def gunicorn_options(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "logger_class": RedactedLogger,
         # gunicorn's default line, and the request id the app answered with (X-Request-ID).
         "access_log_format": ACCESS_LOG_FORMAT,
+        "post_worker_init": watch_sigterm,  # event streams end at SIGTERM
     }
     if settings.metrics_dir is not None:
         options["child_exit"] = functools.partial(_child_exit, settings.metrics_dir)

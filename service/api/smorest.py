@@ -76,6 +76,19 @@ class ProblemSchema(ma.Schema):
     current = ma.fields.List(ma.fields.String(), metadata={"description": "As recorded"})
     permission = ma.fields.String(metadata={"description": "The permission the token lacks"})
     role = ma.fields.String(metadata={"description": "The token's role"})
+    # Production safety (lint-blocked, revisions-modified, lock-held).
+    findings = ma.fields.List(
+        ma.fields.Dict(), metadata={"description": "Lint findings that block the change"}
+    )
+    rules = ma.fields.List(ma.fields.String(), metadata={"description": "Their rule ids"})
+    modified = ma.fields.List(
+        ma.fields.Dict(), metadata={"description": "Applied revisions whose file changed"}
+    )
+    missing = ma.fields.List(
+        ma.fields.Dict(), metadata={"description": "Applied revisions whose file is gone"}
+    )
+    holder = ma.fields.Dict(metadata={"description": "The session holding the lock"})
+    lease = ma.fields.Dict(metadata={"description": "The lease holding the lock"})
 
 
 class CommonProblems(BasePlugin):

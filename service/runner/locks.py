@@ -66,7 +66,12 @@ def _refuse_transaction_pooler(connection: Any) -> None:
     just freed, or pushes the migration connection's next transaction onto another backend.
     Other clients' traffic through the pooler can hide both for one probe, so probe a few times.
     """
-    if any(_changes_backend(connection) for _probe in range(POOLER_PROBES)):
+    other = connection.engine.connect()
+    try:
+        pooled = any(_changes_backend(connection, other) for _probe in range(POOLER_PROBES))
+    finally:
+        other.close()
+    if pooled:
         raise RunnerError(
             "transaction-pooler",
             "The migration connection goes through a transaction pooler (PgBouncer "
@@ -77,14 +82,13 @@ def _refuse_transaction_pooler(connection: Any) -> None:
         )
 
 
-def _changes_backend(connection: Any) -> bool:
+def _changes_backend(connection: Any, other: Any) -> bool:
     first = _backend_pid(connection)
-    other = connection.engine.connect()
+    seen = other.execute(sa.text("SELECT pg_backend_pid()")).scalar()  # its transaction stays open
     try:
-        seen = other.execute(sa.text("SELECT pg_backend_pid()")).scalar()  # stays open
         return bool(seen == first or _backend_pid(connection) != first)
     finally:
-        other.close()
+        other.rollback()  # through a pooler, frees its server connection for the next probe
 
 
 @contextlib.contextmanager

@@ -126,6 +126,24 @@ def _preview(project: Project, message: Message, _fds: list[int], _channel: Chan
     return preview.render(project, message)
 
 
+def _drift(project: Project, message: Message, _fds: list[int], _channel: Channel) -> Any:
+    from . import drift
+
+    return drift.check(project, message)
+
+
+def _locks(_project: Project, message: Message, _fds: list[int], _channel: Channel) -> Any:
+    from . import lockinfo
+
+    return lockinfo.inspect(message)
+
+
+def _release_lease(_project: Project, message: Message, _fds: list[int], _channel: Channel) -> Any:
+    from . import lockinfo
+
+    return lockinfo.release_lease(message)
+
+
 def _job(project: Project, message: Message, fds: list[int], channel: Channel) -> Any:
     from . import job
 
@@ -138,6 +156,9 @@ HANDLERS: dict[str, Handler] = {
     "heads": _heads,
     "preview": _preview,
     "job": _job,
+    "drift": _drift,
+    "locks": _locks,
+    "release-lease": _release_lease,
 }
 
 

@@ -76,11 +76,16 @@ def fleet_entries(
     """The selected databases with their cached state; two queries whatever the fleet's size."""
     with store.transaction() as connection:
         cached, last = states.load_all(connection), states.last_operations(connection)
-    entries = [
-        _entry(m, cached.get(m.database.name), last.get(m.database.name))
-        for m in select(registry, environment=environment, labels=labels)
-    ]
-    return [entry for entry in entries if state is None or entry.state == state]
+    chosen = [
+        managed
+        for managed in select(registry, environment=environment, labels=labels)
+        if state is None or _state_of(cached.get(managed.database.name)) == state
+    ]  # summaries (masked URLs) only for what is answered: they cost at 1,000 databases
+    return [_entry(m, cached.get(m.database.name), last.get(m.database.name)) for m in chosen]
+
+
+def _state_of(cached: CachedState | None) -> str:
+    return cached.state if cached else NOT_READ
 
 
 def _entry(
@@ -88,7 +93,7 @@ def _entry(
 ) -> FleetEntry:
     return FleetEntry(
         **vars(summarize(managed)),
-        state=cached.state if cached else NOT_READ,
+        state=_state_of(cached),
         pending_count=cached.pending_count if cached else None,
         current_heads=cached.current_heads if cached else [],
         state_problem=cached.problem_code if cached else None,
@@ -100,23 +105,26 @@ def _entry(
 
 def fleet(registry: Registry, store: ControlStore) -> Fleet:
     """Counts per environment and state, and the databases that need a look."""
-    entries = fleet_entries(registry, store)
     with store.transaction() as connection:
+        cached, last = states.state_names(connection), states.last_operations(connection)
         running = states.running(connection)
     counts: dict[str, Counter[str]] = {}
-    for entry in entries:
-        counts.setdefault(entry.environment, Counter())[entry.state] += 1
-    visible = {entry.name for entry in entries}
+    not_up_to_date, failed = [], []
+    for managed in sorted(registry.all(), key=lambda m: m.database.name):
+        name = managed.database.name
+        state = cached.get(name, NOT_READ)
+        counts.setdefault(managed.database.environment, Counter())[state] += 1
+        if state != "up_to_date":
+            not_up_to_date.append(name)
+        if name in last and last[name][1] in (Status.FAILED, Status.INTERRUPTED):
+            failed.append(name)
+    visible = {managed.database.name for managed in registry.all()}
     return Fleet(
-        databases=len(entries),
+        databases=len(visible),
         by_environment={env: dict(sorted(c.items())) for env, c in sorted(counts.items())},
-        not_up_to_date=[e.name for e in entries if e.state != "up_to_date"],
+        not_up_to_date=not_up_to_date,
         running_operations={db: op for db, op in sorted(running.items()) if db in visible},
-        failed=[
-            e.name
-            for e in entries
-            if e.last_operation_status in (Status.FAILED, Status.INTERRUPTED)
-        ],
+        failed=failed,
     )
 
 

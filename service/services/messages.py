@@ -129,6 +129,8 @@ def _data(event: AuditEvent, record: OperationRecord, done: int, total: int) -> 
         "actor": event.actor,
         "on_behalf_of": event.on_behalf_of,
         "outcome": event.outcome,
+        # The review (a file hash per revision) can be long: the operation's page has it.
+        "details": {k: v for k, v in event.details.items() if k != "review"},
         "operation": {
             "id": record.id,
             "action": record.action,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from service.errors import MigctlError
+from service.errors import JobStartError, MigctlError
 from service.lifecycle import FINISHED, RolloutStatus, Status
 from service.services.access import Principal, Role
 from service.services.context import RequestContext
@@ -20,8 +20,12 @@ from service.store.rollouts import RolloutRecord, TargetRecord
 logger = logging.getLogger(__name__)
 FAILED = frozenset({*FINISHED, "skipped"}) - {Status.SUCCEEDED}
 IN_FLIGHT = frozenset(Status) - FINISHED  # awaiting approval holds a slot too
-# An operation interrupted by a dying worker or job (not a failed migration) is queued again,
-# this many times: the new job re-plans under the lock, so nothing committed runs twice.
+# A database whose operation was lost to a dying worker is queued again, this many times,
+# when that is known to be safe: its job never began migrating (nothing changed), or it was
+# interrupted on a dialect whose DDL is transactional (the open step rolled back with the
+# connection, and the new job re-plans under the lock). On SQLite or MySQL an interrupted step
+# may be half applied: that database counts as failed, for a person to look at.
+TRANSACTIONAL_DDL = frozenset({"postgresql"})
 RETRIES = 2
 
 
@@ -50,7 +54,7 @@ def advance(services: Services, worker_id: str, rollout_id: int, lease_seconds: 
 
 def _advance(services: Services, record: RolloutRecord) -> int:
     store = services.store
-    states = {t.id: _state(t) for t in record.targets}
+    states = {t.id: _state(services, t) for t in record.targets}
     failures = sum(state in FAILED for state in states.values())
     canary_failed = any(t.canary and states[t.id] in FAILED for t in record.targets)
     if failures > record.max_failures or canary_failed:
@@ -66,9 +70,16 @@ def _advance(services: Services, record: RolloutRecord) -> int:
     return sum(_launch(services, record, target) for target in candidates[:slots])
 
 
-def _state(target: TargetRecord) -> str:
+def _state(services: Services, target: TargetRecord) -> str:
     state = target_state(target)
-    return "retry" if state == Status.INTERRUPTED and target.attempts <= RETRIES else state
+    never_began = state == Status.FAILED and target.operation_error == JobStartError.code
+    try:
+        dialect = services.registry.get(target.database).database.dialect
+    except MigctlError:  # no longer configured: its next operation is refused anyway
+        dialect = ""
+    rolled_back = state == Status.INTERRUPTED and dialect in TRANSACTIONAL_DDL
+    lost = never_began or rolled_back
+    return "retry" if lost and target.attempts <= RETRIES else state
 
 
 def _launch(services: Services, record: RolloutRecord, target: TargetRecord) -> bool:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
@@ -28,6 +29,7 @@ class Follow:
     databases: frozenset[str] | None = None
     lifetime: float = 300.0
     keepalive: float = 15.0
+    stop: threading.Event = field(default_factory=threading.Event)  # set: end the stream now
 
 
 def check_operation(store: ControlStore, operation_id: int, principal: Principal) -> None:
@@ -43,14 +45,14 @@ def follow(
 ) -> Iterator[EventRecord | None]:
     """Events after `what.after`, oldest first, as they come; None when a keep-alive is due.
 
-    Ends when the lifetime is over, or once the followed operation has ended and its events
-    are all sent.
+    Ends when the lifetime is over or `what.stop` is set, or once the followed operation has
+    ended and its events are all sent.
     """
     databases = _visible(what.databases, principal)
     deadline = time.monotonic() + what.lifetime
     quiet_until = time.monotonic() + what.keepalive
     last = what.after
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not what.stop.is_set():
         with store.transaction() as connection:
             # Status first: an end seen here has its event committed with it, so the
             # SELECT of events that follows sees that event too.
@@ -69,7 +71,7 @@ def follow(
         if time.monotonic() >= quiet_until:
             quiet_until = time.monotonic() + what.keepalive
             yield None
-        time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+        what.stop.wait(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
 def _ended(connection: sa.Connection, operation_id: int) -> bool:

@@ -65,6 +65,11 @@ class TokenFile:
         entries = _parse(self.path)
         self._entries, self._stat, self._unreadable = entries, _stat(self.path), False
 
+    def principals(self) -> list[Principal]:
+        """Every token's principal as the file says now (none while it does not parse)."""
+        self._reload_if_changed()
+        return [] if self._unreadable else [principal for _, principal in self._entries]
+
     def verify(self, token: str) -> Principal | None:
         """The token's principal, None for an unknown token; AuthUnavailableError while the
         file does not parse (every token is refused, and the caller is told why)."""

@@ -13,6 +13,7 @@ import tomllib
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,6 @@ class Webhook:
         return hashlib.sha256(self.url.reveal().encode()).hexdigest()
 
     def wants(self, event_type: str, database: str | None) -> bool:
-        from fnmatch import fnmatchcase
-
         if self.databases is not None and database not in self.databases:
             return False
         return any(fnmatchcase(event_type, pattern) for pattern in self.events)

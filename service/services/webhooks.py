@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -13,9 +14,10 @@ import sqlalchemy as sa
 
 from service.errors import WebhookNotFoundError
 from service.services import webhook_http
-from service.services.access import Permission, Principal
+from service.services.access import GRANTS, Permission, Principal
 from service.services.chat_formats import render
 from service.services.messages import Message, event_message, operation_message
+from service.services.tokens import TokenFile
 from service.services.webhook_file import Webhook, WebhooksFile
 from service.settings import Settings
 from service.store import operations as ops
@@ -27,11 +29,25 @@ from service.store.webhooks import DELIVERED, FAILED, PENDING, DeliveryRecord
 logger = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 6 * 3600.0
 LEASE_MARGIN_SECONDS = 30.0
+KEEP_DAYS = 30  # settled deliveries are kept this long for GET .../deliveries, then pruned
 Send = Callable[[Webhook, str, str], webhook_http.Attempt]
 
 
-def message_for(connection: sa.Connection, event: AuditEvent, settings: Settings) -> Message:
+Approvers = Callable[[str], list[str]]  # database -> who may approve there, by name
+
+
+def message_for(
+    connection: sa.Connection,
+    event: AuditEvent,
+    settings: Settings,
+    approvers: Approvers | None = None,
+) -> Message:
     """The event as a person reads it, with its operation as it is in this transaction."""
+    if event.action == "approval.requested" and approvers is not None and event.database:
+        names = [name for name in approvers(event.database) if name != event.actor]
+        if names:  # the channel learns who to ask, by name
+            details = {**event.details, "approvers": ", ".join(names)}
+            event = dataclasses.replace(event, details=details)
     database = settings.database(event.database or "")
     environment = database.environment if database else ""
     record = None
@@ -43,7 +59,7 @@ def message_for(connection: sa.Connection, event: AuditEvent, settings: Settings
 
 
 def outbox_listener(
-    hooks: WebhooksFile, settings: Settings
+    hooks: WebhooksFile, settings: Settings, approvers: Approvers | None = None
 ) -> Callable[[sa.Connection, AuditEvent], None]:
     """Adds a delivery row per subscription that wants the event, in the event's transaction."""
 
@@ -52,7 +68,12 @@ def outbox_listener(
         if not wanted:
             return
         off = outbox.disabled(connection)
-        message = message_for(connection, event, settings)
+        try:
+            message = message_for(connection, event, settings, approvers)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            # A bug in a message must not undo the audited change: send the bare event.
+            logger.exception("webhook message for event %s fell back to the plain one", event.id)
+            message = event_message(event, "")
         for hook in wanted:
             if off.get(hook.name, ("", ""))[0] == hook.url_sha256:
                 continue
@@ -125,6 +146,11 @@ def _outcome(
     return {**values, "status": PENDING, "next_attempt_at": utcnow() + dt.timedelta(seconds=delay)}
 
 
+def prune(store: ControlStore, keep_days: float = KEEP_DAYS) -> int:
+    with store.transaction() as connection:
+        return outbox.prune(connection, utcnow() - dt.timedelta(days=keep_days))
+
+
 def backoff(base: float, attempts: int) -> float:
     """Exponential with jitter: base·2^(n-1), drawn between half of it and all of it."""
     ceiling = min(base * 2 ** max(0, attempts - 1), MAX_BACKOFF_SECONDS)
@@ -143,6 +169,22 @@ class WebhookView:
     allow_private: bool
     enabled: bool
     disabled_reason: str | None
+
+
+def approvers_from(tokens: TokenFile | None, hooks: WebhooksFile) -> Approvers:
+    """Who may approve on a database: tokens with the approve permission that see it, and
+    the people the [slack.approvers] table names."""
+
+    def names(database: str) -> list[str]:
+        found = [
+            principal.name
+            for principal in (tokens.principals() if tokens else [])
+            if Permission.APPROVE in GRANTS[principal.role] and principal.sees(database)
+        ]
+        slack = hooks.slack()
+        return sorted(set(found) | set(slack.approvers.values() if slack else ()))
+
+    return names
 
 
 def visible(principal: Principal, hook: Webhook) -> bool:

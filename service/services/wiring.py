@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from service.services.previews import PreviewCache, preview_cache
 from service.services.registry import Registry
+from service.services.tokens import TokenFile
 from service.services.webhook_file import WebhooksFile
-from service.services.webhooks import outbox_listener
+from service.services.webhooks import approvers_from, outbox_listener
 from service.settings import Settings
 from service.store.db import ControlStore
 
@@ -32,7 +33,9 @@ def build_services(settings: Settings) -> Services:
     hooks = None
     if settings.webhooks_file is not None:
         hooks = WebhooksFile(settings.webhooks_file, settings.webhooks_environ)
-        store.audit_listeners.append(outbox_listener(hooks, settings))
+        tokens = TokenFile(settings.tokens_file) if settings.tokens_file else None
+        approvers = approvers_from(tokens, hooks)
+        store.audit_listeners.append(outbox_listener(hooks, settings, approvers))
     return Services(
         settings=settings,
         registry=Registry(settings),

@@ -42,8 +42,9 @@ class AuditEvent:
     id: int | None = None
 
 
-def append(connection: sa.Connection, event: AuditEvent) -> None:
-    """Write the event, then tell the store's audit listeners in the same transaction."""
+def append(connection: sa.Connection, event: AuditEvent) -> int:
+    """Write the event, then tell the store's audit listeners in the same transaction;
+    returns its id (a drift check is read back by it)."""
     values = {name: getattr(event, name) for name in AuditEvent.__dataclass_fields__}
     values.pop("id")
     values = {k: storable_text(v) if isinstance(v, str) else v for k, v in values.items()}
@@ -54,6 +55,7 @@ def append(connection: sa.Connection, event: AuditEvent) -> None:
         written = dataclasses.replace(event, id=int(key[0]))
         for listener in listeners:
             listener(connection, written)
+    return int(key[0]) if key is not None else 0
 
 
 def storable(value: Any, depth: int = 0) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from service.lifecycle import RolloutStatus, Status
+from service.lifecycle import FINISHED, RolloutStatus, Status
 from service.store.db import aware
 from service.store.tables import operations, rollout_targets, rollouts
 
@@ -26,6 +26,7 @@ class TargetRecord:
     problem_code: str | None
     problem_detail: str | None
     operation_status: str | None
+    operation_error: str | None  # its error code when it failed
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     attempts: int  # operations queued for it so far (more than one after an interruption)
@@ -83,19 +84,22 @@ def get(connection: sa.Connection, rollout_id: int) -> RolloutRecord | None:
 def _targets(connection: sa.Connection, rollout_id: int) -> list[TargetRecord]:
     tried = operations.alias("tried")
     attempts = (
-        sa.select(sa.func.count())
-        .where(tried.c.rollout_id == rollout_id, tried.c.database == rollout_targets.c.database)
-        .scalar_subquery()
+        sa.select(tried.c.database, sa.func.count().label("attempts"))
+        .where(tried.c.rollout_id == rollout_id)
+        .group_by(tried.c.database)
+        .subquery()
     )
     query = (
         sa.select(
             rollout_targets,
             operations.c.status.label("operation_status"),
+            operations.c.error_code.label("operation_error"),
             operations.c.started_at,
             operations.c.finished_at,
-            attempts.label("attempts"),
+            sa.func.coalesce(attempts.c.attempts, 0).label("attempts"),
         )
         .outerjoin(operations, operations.c.id == rollout_targets.c.operation_id)
+        .outerjoin(attempts, attempts.c.database == rollout_targets.c.database)
         .where(rollout_targets.c.rollout_id == rollout_id)
         .order_by(rollout_targets.c.position)
     )
@@ -118,7 +122,19 @@ def find_by_idempotency_key(
 
 
 def running_ids(connection: sa.Connection) -> list[int]:
-    query = sa.select(rollouts.c.id).where(rollouts.c.status == RolloutStatus.RUNNING)
+    """Running rollouts with a free slot (fewer unfinished operations than max_parallel):
+    the others have nothing to start, and nothing to end, until one of theirs ends."""
+    in_flight = (
+        sa.select(sa.func.count())
+        .where(
+            operations.c.rollout_id == rollouts.c.id,
+            operations.c.status.not_in(sorted(FINISHED)),
+        )
+        .scalar_subquery()
+    )
+    query = sa.select(rollouts.c.id).where(
+        rollouts.c.status == RolloutStatus.RUNNING, in_flight < rollouts.c.max_parallel
+    )
     return [int(i) for i in connection.execute(query.order_by(rollouts.c.id)).scalars()]
 
 

@@ -44,6 +44,12 @@ def load_all(connection: sa.Connection) -> dict[str, CachedState]:
     }
 
 
+def state_names(connection: sa.Connection) -> dict[str, str]:
+    """Each database's cached state word alone: what counting a fleet needs."""
+    query = sa.select(database_states.c.database, database_states.c.state)
+    return {row.database: row.state for row in connection.execute(query)}
+
+
 def stale(connection: sa.Connection, names: Iterable[str], older_than: dt.datetime) -> set[str]:
     """Of `names`: those never read, read before `older_than`, or with an operation that
     ended since they were read (so a fleet view follows a rollout closely)."""

@@ -122,3 +122,12 @@ def disabled(connection: sa.Connection) -> dict[str, tuple[str, str]]:
     """Disabled subscriptions: name -> (sha256 of the URL that answered 410, reason)."""
     rows = connection.execute(sa.select(webhooks_disabled))
     return {row.webhook: (row.url_sha256, row.reason) for row in rows}
+
+
+def prune(connection: sa.Connection, before: dt.datetime) -> int:
+    """Forget settled deliveries created before `before`; pending ones always stay."""
+    query = webhook_deliveries.delete().where(
+        webhook_deliveries.c.status.in_((DELIVERED, FAILED)),
+        webhook_deliveries.c.created_at < before,
+    )
+    return int(connection.execute(query).rowcount)

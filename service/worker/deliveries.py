@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from service.errors import MigctlError
 from service.services import webhooks
@@ -12,6 +13,7 @@ from service.services.webhook_file import WebhooksFile
 
 logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
+PRUNE_EVERY_SECONDS = 3600.0
 TROUBLE: tuple[type[Exception], ...] = (MigctlError, *DATABASE_ERRORS)
 
 
@@ -30,8 +32,12 @@ class Courier:
         self.thread.join(timeout=5)
 
     def _run(self) -> None:
+        pruned_at = 0.0
         while not self.stopping.is_set():
             try:
+                if time.monotonic() - pruned_at > PRUNE_EVERY_SECONDS:
+                    webhooks.prune(self.store)
+                    pruned_at = time.monotonic()
                 sent = webhooks.deliver_due(self.store, self.hooks)
             except TROUBLE as exc:  # an outage: the rows wait
                 logger.warning("webhook deliveries wait: %s", exc)

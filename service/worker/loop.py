@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 CONTROL_DATABASE_TROUBLE: tuple[type[Exception], ...] = (MigctlError, *DATABASE_ERRORS)
 WARM_UP_SECONDS = 20.0
 SLOT_POLL_SECONDS = 0.1
-ROLLOUT_SECONDS = 0.5  # how often a busy worker looks at rollouts (each look is a few queries)
+ROLLOUT_SECONDS = 0.2  # how often a worker looks for rollouts with a free slot, and at each end
 
 
 class Worker:
@@ -136,6 +136,8 @@ class Worker:
             self.outage.failed(exc)
         except Exception:  # a bug: never let it take the other slots down silently
             logger.exception("operation %d: its supervision failed", record.id)
+        if record.rollout_id is not None:
+            self._rollouts_seen = 0.0  # its rollout may start the next database at once
 
     def _join_running(self) -> None:
         with self._running_lock:

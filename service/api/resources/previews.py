@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import marshmallow as ma
 from flask import Response, request
 from flask.views import MethodView
@@ -87,7 +90,8 @@ class SqlPreview(MethodView):
         PreviewSchema,
         headers={
             "ETag": {
-                "description": "Strong tag of the answer: the SQL's SHA-256 (-json for JSON)",
+                "description": "Strong tag of the answer: the SQL's SHA-256 (-json, and a digest "
+                "of the lint, for JSON)",
                 "schema": {"type": "string"},
             },
             "Preview-Deterministic": {
@@ -112,7 +116,11 @@ class SqlPreview(MethodView):
         as_text = request.accept_mimetypes.best_match(["application/json", "text/plain"])
         if as_text != "text/plain":
             preview = with_lint(registry(), preview)
-        tag = preview.sha256 if as_text == "text/plain" else f"{preview.sha256}-json"
+        tag = (
+            preview.sha256
+            if as_text == "text/plain"
+            else f"{preview.sha256}-json{_lint_tag(preview)}"
+        )
         headers = {
             "ETag": f'"{tag}"',
             "Vary": "Accept",
@@ -125,3 +133,11 @@ class SqlPreview(MethodView):
         if as_text == "text/plain":
             return Response(preview.sql, mimetype="text/plain", headers=headers)
         return preview, 200, headers
+
+
+def _lint_tag(preview: service.SqlPreview) -> str:
+    """The lint follows revision comments and policy, not only the SQL: the tag follows it."""
+    if preview.lint is None:
+        return ""
+    digest = hashlib.sha256(json.dumps(preview.lint, sort_keys=True).encode()).hexdigest()
+    return f"-{digest[:16]}"

@@ -19,6 +19,7 @@ from service.api.context import (
 from service.api.fields import revision_spec
 from service.api.slots import STREAMS, Slots
 from service.api.smorest import Blueprint
+from service.api.stopping import STOPPING
 from service.errors import StreamsBusyError
 from service.services import streams, waits
 from service.services.streams import EventRecord, Follow
@@ -163,6 +164,7 @@ def _stream(what: Follow) -> Response:
         databases=what.databases,
         lifetime=settings.stream_seconds,
         keepalive=settings.stream_keepalive_seconds,
+        stop=STOPPING,
     )
     body = _lines(streams.follow(control_store(), what, current_principal()))
     response = Response(body, mimetype="text/event-stream")

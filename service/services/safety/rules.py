@@ -113,8 +113,10 @@ RULES: dict[str, Rule] = {
         _rule(
             "unique-constraint-without-index",
             E,
-            "ADD UNIQUE builds its index under an ACCESS EXCLUSIVE lock: reads and writes wait.",
-            "CREATE UNIQUE INDEX CONCURRENTLY first, then ADD CONSTRAINT ... UNIQUE USING INDEX.",
+            "ADD UNIQUE (or PRIMARY KEY) builds its index under an ACCESS EXCLUSIVE lock: "
+            "reads and writes wait.",
+            "CREATE UNIQUE INDEX CONCURRENTLY first, then ADD CONSTRAINT ... UNIQUE (or "
+            "PRIMARY KEY) USING INDEX.",
         ),
         _rule(
             "missing-lock-timeout",

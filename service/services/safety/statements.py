@@ -31,6 +31,11 @@ VOLATILE_FUNCTIONS = frozenset(
 _NO_REWRITE_TYPES = frozenset({"text", "varchar"})
 
 
+# Constraints that build an index under ACCESS EXCLUSIVE unless given one (USING INDEX).
+_INDEX_BUILDING = (CON.CONSTR_UNIQUE, CON.CONSTR_PRIMARY)
+_TABLE_SCANNING = (CON.CONSTR_FOREIGN, CON.CONSTR_CHECK, *_INDEX_BUILDING)
+
+
 @dataclass(frozen=True)
 class Hit:
     """A statement that breaks a rule; `offset` is where it starts in the checked text."""
@@ -109,7 +114,7 @@ def _new_column(column: Any) -> Iterator[tuple[str, str | None]]:
     for constraint in constraints:
         if constraint.contype == CON.CONSTR_DEFAULT and _volatile(constraint.raw_expr):
             yield "volatile-default", None
-        elif constraint.contype in (CON.CONSTR_FOREIGN, CON.CONSTR_CHECK):
+        elif constraint.contype in _TABLE_SCANNING:
             yield from _constraint(constraint)
 
 
@@ -118,7 +123,7 @@ def _constraint(constraint: Any) -> Iterator[tuple[str, str | None]]:
         yield "foreign-key-without-not-valid", None
     elif constraint.contype == CON.CONSTR_CHECK and not constraint.skip_validation:
         yield "check-without-not-valid", None
-    elif constraint.contype == CON.CONSTR_UNIQUE and not constraint.indexname:
+    elif constraint.contype in _INDEX_BUILDING and not constraint.indexname:
         yield "unique-constraint-without-index", None
 
 
