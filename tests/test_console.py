@@ -152,6 +152,16 @@ def test_a_form_without_the_session_csrf_token_is_refused(
     assert "/console/operations/1" not in listed
 
 
+def test_a_csrf_token_of_any_text_is_refused_not_a_server_error(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["operator"])
+    for sent in ("é" * 64, "\x00", ""):
+        form = {"revision": "heads", "csrf_token": sent}
+        assert client.post("/console/databases/staging/operations", data=form).status_code == 403
+
+
 def test_a_sign_in_form_from_another_site_is_refused(
     secured: Flask, issued: tuple[Path, dict[str, str]]
 ) -> None:

@@ -66,7 +66,7 @@ def _keep_csrf_cookie(response: Response) -> Response:
 def _check_csrf() -> ResponseReturnValue | None:
     sent = request.form.get("csrf_token", "")
     expected = csrf_token() if g.console_session or request.cookies.get(CSRF_COOKIE) else ""
-    if expected and hmac.compare_digest(sent, expected):
+    if expected and hmac.compare_digest(sent.encode(), expected.encode()):
         return None
     raise CsrfError("The form was stale or came from another site: reload the page and retry.")
 
