@@ -134,7 +134,13 @@ def test_sign_in_never_sends_the_browser_to_another_site(
     secured: Flask, issued: tuple[Path, dict[str, str]]
 ) -> None:
     client = secured.test_client()
-    for target in ("https://evil.example/", "//evil.example/console", "/console\\@evil"):
+    hostile = (
+        "https://evil.example/",
+        "//evil.example/console",
+        "/console\\@evil",
+        "/console/\r\nX: y",
+    )
+    for target in hostile:
         form = {"token": issued[1]["viewer"], "csrf_token": csrf(client, "/console/sign-in")}
         answer = client.post("/console/sign-in", data={**form, "next": target})
         assert answer.headers["Location"] == "/console/"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import re
 import secrets
 
 from flask import current_app, g, redirect, render_template, request, url_for
@@ -22,6 +23,7 @@ from service.services.tokens import TokenFile
 SESSION_COOKIE = "migctl_console"
 CSRF_COOKIE = "migctl_console_csrf"  # double-submit token while nobody is signed in
 OPEN_ENDPOINTS = frozenset({"console.static", "console.sign_in"})
+_NEXT = re.compile(r"^/console(?:[/?][\x21-\x5b\x5d-\x7e]{0,1000})?$")  # no backslash
 
 
 def _tokens() -> TokenFile | None:
@@ -125,10 +127,11 @@ def _https() -> bool:
 
 
 def _next_page() -> str:
-    # Only a console path: an open redirect would hand the session page to another site.
+    # Only a console path of visible ASCII: an open redirect would hand the signed-in
+    # browser to another site, and a control character would break the Location header.
     wanted = request.values.get("next", "")
-    ok = wanted.startswith("/console") and not wanted.startswith("/console/sign-")
-    return wanted if ok and "\\" not in wanted else url_for("console.fleet")
+    ok = _NEXT.match(wanted) and not wanted.startswith("/console/sign-")
+    return wanted if ok else url_for("console.fleet")
 
 
 def _record_failed_sign_in() -> None:
