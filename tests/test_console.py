@@ -11,6 +11,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from service.api.app import create_app
 from service.services.access import Role
@@ -462,3 +464,34 @@ def test_the_audit_log_filters_by_operation_and_by_time(
     assert "No events." in later
     bad = client.get("/console/audit", query_string={"since": "yesterday"})
     assert bad.status_code == 422
+
+
+PAGES = [
+    "/console/",
+    "/console/databases/prod",
+    "/console/databases/prod/change",
+    "/console/databases/prod/revisions/head",
+    "/console/operations",
+    "/console/audit",
+    "/console/approvals",
+]
+QUERY_KEYS = ["to", "dialect", "state", "environment", "label", "page", "before", "since"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    page=st.sampled_from(PAGES),
+    query=st.dictionaries(st.sampled_from(QUERY_KEYS), st.text(max_size=40), max_size=3),
+)
+def test_no_query_makes_a_console_page_fail(
+    fuzzed_app: Flask, page: str, query: dict[str, str]
+) -> None:
+    answer = fuzzed_app.test_client().get(page, query_string=query)
+    assert answer.status_code in (200, 404, 422), answer.text[:500]
+
+
+@pytest.fixture(scope="module")
+def fuzzed_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    folder = tmp_path_factory.mktemp("fuzzed")
+    ini = write_project(folder / "project", 'op.drop_table("account")')
+    return create_app(settings_for(managed("prod", ini, f"sqlite:///{folder / 'db.sqlite'}")))
