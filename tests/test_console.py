@@ -495,3 +495,12 @@ def fuzzed_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
     folder = tmp_path_factory.mktemp("fuzzed")
     ini = write_project(folder / "project", 'op.drop_table("account")')
     return create_app(settings_for(managed("prod", ini, f"sqlite:///{folder / 'db.sqlite'}")))
+
+
+def test_the_database_page_says_whether_applied_files_changed(
+    make_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    stamp(f"sqlite:///{tmp_path / 'prod.db'}", "b4000004")  # applied outside migctl
+    page = make_app().test_client().get("/console/databases/prod").text
+    assert "Applied files" in page
+    assert "7 applied outside migctl" in page
