@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from service import __version__, logcontext, logformat
 from service.cli_tokens import add_token_commands
-from service.client.commands import add_client_commands
+from service.client.parser import add_client_commands
 from service.errors import ConfigError, MigctlError
 from service.secrets import mask_url
 from service.settings import METRICS_DIR, Settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -19,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from service.client.exits import MEANINGS, Exit
+from service.client.progress import Reporter
+from service.client.sse import Event
 from tests.helpers import (
     FAST,
     FIXTURES,
@@ -180,8 +183,10 @@ def test_github_actions_get_a_group_an_error_command_and_a_step_summary(tmp_path
             GITHUB_ACTIONS="true",
             GITHUB_RUN_ID="7",
             GITHUB_STEP_SUMMARY=str(summary),
+            GITHUB_OUTPUT=str(tmp_path / "outputs"),
         )
     assert failed.returncode == Exit.FAILED
+    assert (tmp_path / "outputs").read_text() == "operation-id=1\nstatus=failed\n"
     lines = failed.stderr.splitlines()
     assert lines[0] == "::group::migctl: upgrade one to heads (operation 1, 3 planned steps)"
     assert "::endgroup::" in lines
@@ -378,3 +383,15 @@ def test_on_postgresql_an_upgrade_and_a_downgrade_report_as_on_sqlite(
     assert done.stdout == "operation 1 succeeded: pg at 53000003 (3 steps)\n"
     assert done.stderr.count(": succeeded in ") == 3
     assert down.returncode == Exit.OK and "pg at base (3 steps)" in down.stdout
+
+
+def test_a_wait_says_when_the_operation_awaits_approval_and_when_it_is_queued() -> None:
+    out = io.StringIO()
+    reporter = Reporter(out, {}, lambda revision: "")
+    for kind in ("operation.awaiting_approval", "operation.queued", "operation.running"):
+        reporter.on_event(Event(1, kind, {"status": kind.split(".")[1]}))
+    assert out.getvalue().splitlines() == [
+        "awaiting approval: an approver must approve it",
+        "queued",
+        "claimed by a worker",
+    ]

@@ -11,6 +11,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from service.api.app import create_app
 from service.services.access import Role
@@ -134,7 +136,13 @@ def test_sign_in_never_sends_the_browser_to_another_site(
     secured: Flask, issued: tuple[Path, dict[str, str]]
 ) -> None:
     client = secured.test_client()
-    for target in ("https://evil.example/", "//evil.example/console", "/console\\@evil"):
+    hostile = (
+        "https://evil.example/",
+        "//evil.example/console",
+        "/console\\@evil",
+        "/console/\r\nX: y",
+    )
+    for target in hostile:
         form = {"token": issued[1]["viewer"], "csrf_token": csrf(client, "/console/sign-in")}
         answer = client.post("/console/sign-in", data={**form, "next": target})
         assert answer.headers["Location"] == "/console/"
@@ -150,6 +158,16 @@ def test_a_form_without_the_session_csrf_token_is_refused(
     assert "csrf-failed" in answer.text
     listed = client.get("/console/operations").text
     assert "/console/operations/1" not in listed
+
+
+def test_a_csrf_token_of_any_text_is_refused_not_a_server_error(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured.test_client()
+    sign_in(client, issued[1]["operator"])
+    for sent in ("é" * 64, "\x00", ""):
+        form = {"revision": "heads", "csrf_token": sent}
+        assert client.post("/console/databases/staging/operations", data=form).status_code == 403
 
 
 def test_a_sign_in_form_from_another_site_is_refused(
@@ -229,9 +247,8 @@ def test_the_database_page_draws_every_revision_with_branches_and_the_merge(
 ) -> None:
     page = make_app().test_client().get("/console/databases/prod").text
     assert 'data-revisions="7"' in page
-    assert (
-        len(re.findall(r'<a href="/console/databases/prod/revisions/\w+" class="node', page)) == 7
-    )
+    nodes = re.findall(r'<a id="rev-(\w+)" href="/console/databases/prod/revisions/\1"', page)
+    assert len(nodes) == 7
     assert page.count("<path d=") == 7  # six parents, and the merge's second one
 
 
@@ -446,3 +463,43 @@ def test_the_audit_log_filters_by_operation_and_by_time(
     assert "No events." in later
     bad = client.get("/console/audit", query_string={"since": "yesterday"})
     assert bad.status_code == 422
+
+
+PAGES = [
+    "/console/",
+    "/console/databases/prod",
+    "/console/databases/prod/change",
+    "/console/databases/prod/revisions/head",
+    "/console/operations",
+    "/console/audit",
+    "/console/approvals",
+]
+QUERY_KEYS = ["to", "dialect", "state", "environment", "label", "page", "before", "since"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    page=st.sampled_from(PAGES),
+    query=st.dictionaries(st.sampled_from(QUERY_KEYS), st.text(max_size=40), max_size=3),
+)
+def test_no_query_makes_a_console_page_fail(
+    fuzzed_app: Flask, page: str, query: dict[str, str]
+) -> None:
+    answer = fuzzed_app.test_client().get(page, query_string=query)
+    assert answer.status_code in (200, 404, 422), answer.text[:500]
+
+
+@pytest.fixture(scope="module")
+def fuzzed_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    folder = tmp_path_factory.mktemp("fuzzed")
+    ini = write_project(folder / "project", 'op.drop_table("account")')
+    return create_app(settings_for(managed("prod", ini, f"sqlite:///{folder / 'db.sqlite'}")))
+
+
+def test_the_database_page_says_whether_applied_files_changed(
+    make_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    stamp(f"sqlite:///{tmp_path / 'prod.db'}", "b4000004")  # applied outside migctl
+    page = make_app().test_client().get("/console/databases/prod").text
+    assert "Applied files" in page
+    assert "7 applied outside migctl" in page

@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 from service.services.access import Role
 from service.services.tokens import new_token, token_entry
 from tests.helpers import EXAMPLE, FAST, MIGCTL, free_port, wait_for
+from tests.projects import write_project
 from tests.test_docs_page import CHROMIUM, CHROMIUM_ARGS
 
 # Screenshots are kept for people to look at (CI keeps the folder); the test prints where.
@@ -238,3 +239,28 @@ def test_a_second_person_approves_in_the_console_while_the_requester_is_refused(
     expect(bob.locator("#live")).to_have_attribute("data-status", "succeeded", timeout=60_000)
     expect(alice.locator("#live")).to_have_attribute("data-status", "succeeded", timeout=60_000)
     expect(alice.locator("#live tr.ran")).to_have_count(12)
+
+
+@pytest.fixture(scope="module")
+def failing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A project whose second revision fails on the database, served without tokens."""
+    cwd = tmp_path_factory.mktemp("failing")
+    ini = write_project(cwd / "project", 'op.execute("UPDATE no_such_table SET x = 1")')
+    environ = {"MIGCTL_DATABASE_URL": f"sqlite:///{cwd / 'db.sqlite'}"}
+    yield from serve_logging_to_file(cwd, {**environ, "MIGCTL_ALEMBIC_CONFIG": str(ini)})
+
+
+def test_a_failed_step_shows_its_error_and_its_sql_live(
+    browser: Browser, failing: str, shots: Path
+) -> None:
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(f"{failing}/console/databases/default/change")  # loopback, no tokens: no sign-in
+    page.get_by_role("button", name="Queue upgrade to heads").click()
+    expect(page.locator("#live")).to_have_attribute("data-status", "failed", timeout=60_000)
+    problem = page.locator("#live .problem")
+    expect(problem).to_contain_text("no such table")
+    expect(problem.locator("pre.sql")).to_contain_text("UPDATE no_such_table SET x = 1")
+    page.screenshot(path=shots / "failed-desktop.png", full_page=True)
+    expect(page.locator("#live tr.ran")).to_have_count(1)  # r0 applied
+    expect(page.locator("#live tr.planned")).to_contain_text("failed")  # r1, rolled back
+    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)

@@ -67,10 +67,10 @@ def test_a_branch_takes_a_second_lane_and_its_merge_joins_both() -> None:
     assert len(drawn.edges) == 4  # m-x, m-y, x-base, y-base
 
 
-def test_edges_between_applied_revisions_are_marked_applied() -> None:
+def test_only_edges_between_applied_revisions_are_marked_applied() -> None:
     oldest_first = [info("a", applied=True), info("b", "a", applied=True), info("c", "b")]
     drawn = layout(oldest_first[::-1], current={"b"})
-    assert [edge.applied for edge in drawn.edges] == [True, True]
+    assert [edge.applied for edge in drawn.edges] == [False, True]  # c-b, b-a
 
 
 def test_three_hundred_braided_revisions_stay_narrow_and_every_edge_ends_on_its_parent() -> None:

@@ -266,3 +266,15 @@ def test_an_opt_out_added_to_a_revision_changes_the_json_previews_etag(
     assert again.status_code == 200
     assert again.json["sha256"] == first.json["sha256"]  # the same SQL
     assert again.json["lint"]["findings"][0]["opted_out"] is True
+
+
+def test_an_operation_on_another_dialect_is_queued_with_a_lint_that_says_it_was_not_linted(
+    tmp_path: Path,
+) -> None:
+    ini = write_project(tmp_path / "project", 'op.drop_table("account")')
+    client = client_for(managed("db", ini, f"sqlite:///{tmp_path / 'db.sqlite'}", lint="block"))
+    answer = queue(client)
+    assert answer.status_code == 202
+    lint = answer.json["lint"]
+    assert (lint["linted"], lint["blocked"], lint["dialect"]) == (False, False, "sqlite")
+    assert "only PostgreSQL SQL is linted" in lint["note"]

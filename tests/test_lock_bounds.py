@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.helpers import PostgresServer, alembic, client_for, first_token_lines, managed
-from tests.projects import write_project
+from tests.projects import FIXTURES, write_project
 from tests.test_operations import events, run_next
 
 pytestmark = pytest.mark.postgresql
@@ -86,3 +86,39 @@ def test_a_step_running_past_statement_timeout_fails_and_says_so(
     error = client.get(f"/api/v1/operations/{queued['id']}").json["error"]
     assert error["code"] == "migration-failed" and error["revision"] == "r1"
     assert "statement timeout" in error["message"]
+
+
+def test_with_a_transaction_per_revision_the_database_stays_at_the_last_completed_one(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.create_database()
+    generic = (FIXTURES / "linear" / "migrations" / "env.py").read_text()
+    per_revision = tmp_path / "env_per_revision.py"
+    per_revision.write_text(
+        generic.replace(
+            "context.configure(connection=connection, target_metadata=target_metadata)",
+            "context.configure(connection=connection, target_metadata=target_metadata, "
+            "transaction_per_migration=True)",
+        )
+    )
+    ini = write_project(
+        tmp_path / "project",
+        'op.create_table("invoice", sa.Column("id", sa.Integer, primary_key=True))',
+        'op.add_column("account", sa.Column("age", sa.Integer))',
+        env_py=per_revision,
+    )
+    alembic(ini, url, "upgrade", "r0")
+    client = client_for(managed("db", ini, url, lock_timeout="300ms", lint="off"))
+    blocker = sa.create_engine(url).connect()
+    try:
+        blocker.execute(sa.text(BLOCKING_QUERY))
+        queued = client.post(
+            "/api/v1/databases/db/operations", json={"action": "upgrade", "revision": "heads"}
+        ).json
+        assert run_next(client) == "failed"
+    finally:
+        blocker.close()
+    ended = client.get(f"/api/v1/operations/{queued['id']}").json
+    assert ended["error"]["code"] == "lock-timeout" and ended["error"]["revision"] == "r2"
+    assert ended["heads_after"] == ["r1"]
+    assert [s["outcome"] for s in ended["steps"]] == ["succeeded"]

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from service.runner.locks import ADVISORY_KEY, LEASE_TABLE, LOCK_NAME
 from tests.helpers import PostgresServer, alembic, client_for, managed
 from tests.projects import write_project
+from tests.test_operations import run_next
 
 pytestmark = pytest.mark.postgresql
 
@@ -106,3 +107,56 @@ def test_a_live_lease_is_not_released(tmp_path: Path, url: str) -> None:
     assert answer.status_code == 409 and answer.json["code"] == "lock-held"
     assert answer.json["lease"]["holder"] == "gone-host:41:7"
     assert client.get("/api/v1/databases/db/locks").json["lease"]["expired"] is False
+
+
+def test_a_secret_of_the_database_in_the_holders_query_is_redacted(
+    tmp_path: Path, url: str
+) -> None:
+    ini = write_project(tmp_path / "project")
+    client = client_for(managed("db", ini, url, env={"API_KEY": "k-8f2c-very-secret"}))
+    engine = sa.create_engine(url)
+    holder = engine.connect()
+    try:
+        holder.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_KEY})
+        holder.execute(sa.text("SELECT 1 /* k-8f2c-very-secret */"))
+        answer = client.get("/api/v1/databases/db/locks")
+    finally:
+        holder.close()
+        engine.dispose()
+    assert answer.json["holder"]["query"] == "SELECT 1 /* *** */"
+    assert "k-8f2c-very-secret" not in answer.get_data(as_text=True)
+
+
+def test_while_an_operation_waits_for_a_table_the_locks_show_its_job_and_the_blocker(
+    tmp_path: Path, url: str
+) -> None:
+    ini = write_project(
+        tmp_path / "project", 'op.add_column("account", sa.Column("age", sa.Integer))'
+    )
+    alembic(ini, url, "upgrade", "r0")
+    client = client_for(managed("db", ini, url, lock_timeout="20s", lint="off"))
+    engine = sa.create_engine(url)
+    reader = engine.connect()
+    ended: list[str] = []
+    try:
+        reader.execute(sa.text("SELECT count(*) FROM account /* the nightly export */"))
+        queued = client.post(
+            "/api/v1/databases/db/operations", json={"action": "upgrade", "revision": "heads"}
+        ).json
+        running = threading.Thread(target=lambda: ended.append(run_next(client)))
+        running.start()
+        try:
+            status = wait_until_waiting(client, attempts=200)
+            assert status["operation"]["id"] == queued["id"]
+            # The generic env.py migrates on a connection of its own, beside the lock's
+            assert status["migrating"]["query"].startswith("ALTER TABLE account ADD COLUMN age")
+            assert status["holder"]["pid"] != status["migrating"]["pid"]
+            [blocker] = status["blocked_by"]
+            assert blocker["query"] == "SELECT count(*) FROM account /* the nightly export */"
+        finally:
+            reader.rollback()
+            running.join(60)
+    finally:
+        reader.close()
+        engine.dispose()
+    assert ended == ["succeeded"]

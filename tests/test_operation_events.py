@@ -112,9 +112,10 @@ def test_the_events_of_every_operation_can_be_followed_and_filtered_by_database(
 ) -> None:
     post(client, "db1", action="upgrade", revision="heads")
     post(client, "db2", action="upgrade", revision="a1000001")
-    every = read(client, "/api/v1/events")  # ends after 1 s
+    assert read(client, "/api/v1/events") == []  # from now on: nothing new within 1 s
+    every = read(client, "/api/v1/events", **{"Last-Event-ID": "0"})  # from the first
     assert [e["database"] for e in every] == ["db1", "db2"]
-    only = read(client, "/api/v1/events?database=db2")
+    only = read(client, "/api/v1/events?database=db2", **{"Last-Event-ID": "0"})
     assert [(e["database"], e["revision"]) for e in only] == [("db2", "a1000001")]
     assert client.get("/api/v1/events?database=nope").status_code == 404
     assert client.get("/api/v1/operations/999/events").status_code == 404
@@ -207,7 +208,9 @@ def test_a_token_limited_to_one_database_streams_only_that_databases_events(
     as_admin = {"Authorization": f"Bearer {admin}"}
     post(client, "db1", headers=as_admin, action="upgrade", revision="heads")
     post(client, "db2", headers=as_admin, action="upgrade", revision="heads")
-    seen = read(client, "/api/v1/events", Authorization=f"Bearer {scoped}")
+    seen = read(
+        client, "/api/v1/events", Authorization=f"Bearer {scoped}", **{"Last-Event-ID": "0"}
+    )
     assert [e["database"] for e in seen] == ["db2"]
     hidden = client.get(
         "/api/v1/operations/1/events", headers={"Authorization": f"Bearer {scoped}"}

@@ -1,4 +1,4 @@
-"""The client commands of `migctl`: parse options, call the server, print, choose the exit code.
+"""The client commands of `migctl`: call the server, print, choose the exit code.
 
 They read only their own variables (MIGCTL_URL, MIGCTL_TOKEN, CI variables), never the
 server's settings, and reach the server over HTTP alone.
@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from service.client import exits
 from service.client.exits import BY_STATUS, Exit
 from service.client.follow import follow
 from service.client.idempotency import default_key
@@ -24,111 +23,10 @@ from service.client.transport import ClientError, Server, quote
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = 1800.0
 Command = Callable[[argparse.Namespace, Server], int]
-DB = "a managed database's name"
-OPERATION = "an operation's id"
-EPILOG = "exit codes:\n" + exits.table()
 
 
-def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    common = _common_options()
-
-    def add(name: str, run: Command, summary: str) -> argparse.ArgumentParser:
-        parser = commands.add_parser(
-            name,
-            parents=[common],
-            help=summary,
-            description=summary,
-            epilog=EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        parser.set_defaults(run=lambda args: _run(run, args))
-        return parser
-
-    add("status", _status, "(client) where a database stands").add_argument("database", help=DB)
-    pending = add("pending", _pending, "(client) the revisions an upgrade would apply")
-    pending.add_argument("database", help=DB)
-    pending.add_argument("--to", default="heads", help="destination (default heads)")
-    preview = add("preview", _preview, "(client) the SQL of a change, on stdout")
-    preview.add_argument("database", help=DB)
-    preview.add_argument(
-        "--action", default="upgrade", choices=["upgrade", "downgrade", "stamp"], help="change"
-    )
-    preview.add_argument(
-        "--from", dest="from_", default="current", metavar="FROM", help="default current"
-    )
-    preview.add_argument("--to", default=None, help="default heads (base for a downgrade)")
-    preview.add_argument("--dialect", default=None, help="default the database's")
-    for action in ("upgrade", "downgrade", "stamp"):
-        article = "an" if action == "upgrade" else "a"
-        _change_parser(add(action, _change, f"(client) queue {article} {action}"), action)
-    wait = add("wait", _wait, "(client) follow an operation to its end")
-    wait.add_argument("operation_id", type=int, help=OPERATION)
-    _timeout_option(wait)
-    wait_for = add("wait-for", _wait_for, "(client) wait until a database reaches a revision")
-    wait_for.add_argument("database", help=DB)
-    wait_for.add_argument("revision", help="id, head, branch@head ...")
-    _timeout_option(wait_for)
-    listing = add("operations", _operations, "(client) list operations, newest first")
-    listing.add_argument("database", nargs="?", help="only this database's")
-    listing.add_argument("--status", default=None, help="only operations in this status")
-    listing.add_argument(
-        "--limit", type=int, default=20, choices=range(1, 101), metavar="N", help="at most N"
-    )
-    cancel = add("cancel", _cancel, "(client) cancel a queued operation")
-    cancel.add_argument("operation_id", type=int, help=OPERATION)
-
-
-def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    group = common.add_argument_group("server")
-    group.add_argument("--url", default=None, help=f"migctl server (MIGCTL_URL, {DEFAULT_URL})")
-    group.add_argument("--token", default=None, help="bearer token (MIGCTL_TOKEN)")
-    group.add_argument("--on-behalf-of", default=None, help="who the pipeline acts for")
-    group.add_argument(
-        "--output", choices=["text", "json"], default="text", help="json: one object on stdout"
-    )
-    group.add_argument(
-        "--retry-seconds",
-        type=float,
-        default=60.0,
-        help="keep retrying an unreachable or unavailable server this long (default 60)",
-    )
-    return common
-
-
-def _change_parser(parser: argparse.ArgumentParser, action: str) -> None:
-    parser.add_argument("database", help=DB)
-    if action == "upgrade":
-        parser.add_argument("revision", nargs="?", default="heads", help="default heads")
-    else:
-        parser.add_argument("revision", help="destination: id, base, -1, branch@head ...")
-    if action == "stamp":
-        parser.add_argument("--purge", action="store_true", help="empty the version table first")
-    parser.add_argument(
-        "--expect-current",
-        default=None,
-        metavar="REVS",
-        help="comma-separated revisions the database must be at ('' for none)",
-    )
-    parser.add_argument("--reason", default=None, help="recorded with the operation")
-    parser.add_argument(
-        "--idempotency-key", default=None, help="default: from the request + CI run"
-    )
-    parser.add_argument("--wait", action="store_true", help="wait for the end, with progress")
-    _timeout_option(parser)
-    parser.set_defaults(action=action)
-
-
-def _timeout_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        help=f"seconds to wait (default {DEFAULT_TIMEOUT:g}); the operation goes on after",
-    )
-
-
-def _run(command: Command, args: argparse.Namespace) -> int:
+def run(command: Command, args: argparse.Namespace) -> int:
+    """Run a command against the server the options (or MIGCTL_URL) name; its exit code."""
     environ = os.environ
     server = Server(
         url=args.url or environ.get("MIGCTL_URL") or DEFAULT_URL,
@@ -145,7 +43,7 @@ def _run(command: Command, args: argparse.Namespace) -> int:
         return exc.exit_code
 
 
-def _status(args: argparse.Namespace, server: Server) -> int:
+def show_status(args: argparse.Namespace, server: Server) -> int:
     status = server.call("GET", f"/databases/{quote(args.database)}/status").json()
     if args.output == "json":
         return _print_json(status)
@@ -156,7 +54,7 @@ def _status(args: argparse.Namespace, server: Server) -> int:
     return Exit.OK
 
 
-def _pending(args: argparse.Namespace, server: Server) -> int:
+def show_pending(args: argparse.Namespace, server: Server) -> int:
     path = f"/databases/{quote(args.database)}/pending?to={quote(args.to)}"
     plan = server.call("GET", path).json()
     if args.output == "json":
@@ -167,7 +65,7 @@ def _pending(args: argparse.Namespace, server: Server) -> int:
     return Exit.OK
 
 
-def _preview(args: argparse.Namespace, server: Server) -> int:
+def show_preview(args: argparse.Namespace, server: Server) -> int:
     query = {"action": args.action, "from": args.from_, "to": args.to, "dialect": args.dialect}
     encoded = "&".join(f"{k}={quote(v)}" for k, v in query.items() if v is not None)
     accept = "application/json" if args.output == "json" else "text/plain"
@@ -177,7 +75,7 @@ def _preview(args: argparse.Namespace, server: Server) -> int:
     return Exit.OK
 
 
-def _change(args: argparse.Namespace, server: Server) -> int:
+def queue_change(args: argparse.Namespace, server: Server) -> int:
     body: dict[str, Any] = {"action": args.action, "revision": args.revision}
     if args.expect_current is not None:
         body["expected_current"] = [r for r in args.expect_current.split(",") if r]
@@ -197,7 +95,7 @@ def _change(args: argparse.Namespace, server: Server) -> int:
     return BY_STATUS.get(operation["status"], Exit.OK)
 
 
-def _wait(args: argparse.Namespace, server: Server) -> int:
+def wait_operation(args: argparse.Namespace, server: Server) -> int:
     operation = server.call("GET", f"/operations/{args.operation_id}").json()
     return _await(args, server, operation)
 
@@ -229,7 +127,7 @@ def _outcome(operation: Mapping[str, Any], timed_out: bool, timeout: float) -> s
     return f"{name} {operation['status']}: {operation['database']} at {heads} ({steps} steps)"
 
 
-def _wait_for(args: argparse.Namespace, server: Server) -> int:
+def wait_for_revision(args: argparse.Namespace, server: Server) -> int:
     deadline = time.monotonic() + args.timeout
     path = f"/databases/{quote(args.database)}/wait?revision={quote(args.revision)}"
     while True:
@@ -250,7 +148,7 @@ def _wait_for(args: argparse.Namespace, server: Server) -> int:
     return Exit.OK if state["reached"] else Exit.TIMED_OUT
 
 
-def _operations(args: argparse.Namespace, server: Server) -> int:
+def list_operations(args: argparse.Namespace, server: Server) -> int:
     prefix = f"/databases/{quote(args.database)}" if args.database else ""
     query = f"?page_size={args.limit}" + (f"&status={quote(args.status)}" if args.status else "")
     listing = server.call("GET", f"{prefix}/operations{query}").json()
@@ -264,7 +162,7 @@ def _operations(args: argparse.Namespace, server: Server) -> int:
     return Exit.OK
 
 
-def _cancel(args: argparse.Namespace, server: Server) -> int:
+def cancel_operation(args: argparse.Namespace, server: Server) -> int:
     operation = server.call("POST", f"/operations/{args.operation_id}/cancel").json()
     if args.output == "json":
         return _print_json(operation)

@@ -11,6 +11,11 @@ from typing import IO, Any
 from service.client.sse import Event
 
 Describe = Callable[[str], str]  # a revision id -> its message ("" when unknown)
+_STATUS_LINES = {
+    "operation.awaiting_approval": "awaiting approval: an approver must approve it",
+    "operation.queued": "queued",
+    "operation.running": "claimed by a worker",
+}
 
 
 class Reporter:
@@ -20,6 +25,7 @@ class Reporter:
         self.github = environ.get("GITHUB_ACTIONS") == "true"
         self.gitlab = environ.get("GITLAB_CI") == "true"
         self.summary_path = environ.get("GITHUB_STEP_SUMMARY") if self.github else None
+        self.output_path = environ.get("GITHUB_OUTPUT") if self.github else None
         self.finished: dict[int, dict[str, Any]] = {}
         self.started: set[int] = set()
         self.section = ""
@@ -41,8 +47,8 @@ class Reporter:
 
     def on_event(self, event: Event) -> None:
         step, data = event.data.get("step") or {}, event.data
-        if event.kind == "operation.running":
-            self._print("claimed by a worker")
+        if event.kind in _STATUS_LINES:
+            self._print(_STATUS_LINES[event.kind])
         elif event.kind == "step.started" and step.get("position") not in self.started:
             self.started.add(step["position"])
             eta = data.get("eta_seconds")
@@ -64,6 +70,9 @@ class Reporter:
         if self.summary_path:
             with open(self.summary_path, "a", encoding="utf-8") as summary:
                 summary.write(markdown(operation, timed_out))
+        if self.output_path:  # later steps: `migctl wait ${{ steps.<id>.outputs.operation-id }}`
+            with open(self.output_path, "a", encoding="utf-8") as outputs:
+                outputs.write(f"operation-id={operation['id']}\nstatus={operation['status']}\n")
 
     def _failure(self, error: Mapping[str, Any]) -> None:
         where = f" at {error['revision']}" if error.get("revision") else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import re
 import secrets
 
 from flask import current_app, g, redirect, render_template, request, url_for
@@ -22,6 +23,7 @@ from service.services.tokens import TokenFile
 SESSION_COOKIE = "migctl_console"
 CSRF_COOKIE = "migctl_console_csrf"  # double-submit token while nobody is signed in
 OPEN_ENDPOINTS = frozenset({"console.static", "console.sign_in"})
+_NEXT = re.compile(r"^/console(?:[/?][\x21-\x5b\x5d-\x7e]{0,1000})?$")  # no backslash
 
 
 def _tokens() -> TokenFile | None:
@@ -66,7 +68,7 @@ def _keep_csrf_cookie(response: Response) -> Response:
 def _check_csrf() -> ResponseReturnValue | None:
     sent = request.form.get("csrf_token", "")
     expected = csrf_token() if g.console_session or request.cookies.get(CSRF_COOKIE) else ""
-    if expected and hmac.compare_digest(sent, expected):
+    if expected and hmac.compare_digest(sent.encode(), expected.encode()):
         return None
     raise CsrfError("The form was stale or came from another site: reload the page and retry.")
 
@@ -125,10 +127,11 @@ def _https() -> bool:
 
 
 def _next_page() -> str:
-    # Only a console path: an open redirect would hand the session page to another site.
+    # Only a console path of visible ASCII: an open redirect would hand the signed-in
+    # browser to another site, and a control character would break the Location header.
     wanted = request.values.get("next", "")
-    ok = wanted.startswith("/console") and not wanted.startswith("/console/sign-")
-    return wanted if ok and "\\" not in wanted else url_for("console.fleet")
+    ok = _NEXT.match(wanted) and not wanted.startswith("/console/sign-")
+    return wanted if ok else url_for("console.fleet")
 
 
 def _record_failed_sign_in() -> None:

@@ -48,7 +48,7 @@ def layout(newest_first: Sequence[RevisionInfo], current: Collection[str]) -> La
     ]
     by_id = {node.info.revision: node for node in nodes}
     edges = [
-        Edge(_route(by_id[child], by_id[parent], _x(lane)), bool(by_id[parent].info.applied))
+        Edge(_route(by_id[child], by_id[parent], _x(lane)), _applied(by_id[child], by_id[parent]))
         for child, parent, lane in routes
     ]
     edges += [
@@ -83,6 +83,10 @@ def _lanes(
             waiting[route] = parent
             routes.append((info.revision, parent, route))
     return lane_of, routes
+
+
+def _applied(*ends: Node) -> bool:
+    return all(end.info.applied for end in ends)
 
 
 def _free(waiting: list[str | None]) -> int:

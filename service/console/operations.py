@@ -63,7 +63,12 @@ def operation(operation_id: int) -> ResponseReturnValue:
 def operation_live(operation_id: int) -> ResponseReturnValue:
     """The steps and outcome alone: swapped in at each of the operation's events."""
     record = service.get_operation(control_store(), operation_id, principal=current_principal())
-    return render_template("console/_operation_live.html", op=record, progress=_progress(record))
+    return render_template(
+        "console/_operation_live.html",
+        op=record,
+        progress=_progress(record),
+        may_cancel=Permission.CANCEL in GRANTS[current_principal().role],
+    )
 
 
 @console.route("/operations/<id:operation_id>/events")

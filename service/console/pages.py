@@ -16,6 +16,7 @@ from service.services import databases, previews, revisions
 from service.services import fleet as fleet_service
 from service.services import operations as operations_service
 from service.services.fleet import STATES
+from service.services.safety import checksums
 from service.services.safety.lint import with_lint
 
 DIALECTS = ("postgresql", "sqlite", "mysql", "mariadb", "mssql", "oracle")
@@ -54,7 +55,16 @@ def database(name: str) -> ResponseReturnValue:
         graph=layout(page.items, set(current)),
         pending=detail.status.pending_revisions if detail.status else None,
         operations=_operations(None, database=name),
+        files=_verification(name),
     )
+
+
+def _verification(name: str) -> checksums.Verification | MigctlError:
+    """Whether the applied revision files are still what ran (GET .../verify)."""
+    try:
+        return checksums.verify(registry(), control_store(), name)
+    except MigctlError as exc:
+        return exc
 
 
 @console.route("/databases/<dbname:name>/revisions/<revspec:rev>")

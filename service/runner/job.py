@@ -188,9 +188,10 @@ def _steps_of(job: _Run) -> Callable[[Any, MigrationContext], Iterator[Any]]:
 
 
 def _bound_waits(job: _Run, connection: Any) -> None:
-    """The database's lock_timeout and statement_timeout, for every step of the session."""
+    """The database's lock_timeout and statement_timeout, for every step of the session
+    (and on PostgreSQL a name, so that GET .../locks finds the session)."""
     timeouts = job.request.get("timeouts") or {}
-    if connection is None or not any(timeouts.values()):
+    if connection is None:
         return
     job.quiet = True
     try:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from .engines import backend, create_engine
 from .locks import ADVISORY_KEY, LEASE_TABLE, LOCK_NAME
 from .state import _connected
+from .timeouts import APPLICATION_NAME
 
 _QUERY_CHARS = 200
 _MASK = 0xFFFFFFFF
@@ -26,6 +27,11 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :classid AND l.objid
 _WAITS_FOR = """
 SELECT l.locktype, CAST(CAST(l.relation AS regclass) AS text) AS relation, l.mode
 FROM pg_locks l WHERE l.pid = :pid AND NOT l.granted
+"""
+# The job's migrating session: env.py may have opened its own beside the lock's.
+_MIGRATING = f"""
+SELECT {_SESSION} FROM pg_stat_activity a
+WHERE a.application_name = :app AND a.datname = current_database() ORDER BY a.pid LIMIT 1
 """
 _BLOCKERS = f"""
 SELECT {_SESSION} FROM pg_stat_activity a
@@ -81,11 +87,16 @@ def _advisory(connection: Any) -> dict[str, Any]:
         {"chars": _QUERY_CHARS, "classid": (key >> 32) & _MASK, "objid": key & _MASK},
     ).first()
     if row is None:
-        return {"holder": None, "waiting_for": [], "blocked_by": []}
-    waits = connection.execute(sa.text(_WAITS_FOR), {"pid": row.pid})
-    blockers = connection.execute(sa.text(_BLOCKERS), {"pid": row.pid, "chars": _QUERY_CHARS})
+        return {"holder": None, "migrating": None, "waiting_for": [], "blocked_by": []}
+    migrating = connection.execute(
+        sa.text(_MIGRATING), {"chars": _QUERY_CHARS, "app": APPLICATION_NAME}
+    ).first()
+    subject = migrating.pid if migrating is not None else row.pid
+    waits = connection.execute(sa.text(_WAITS_FOR), {"pid": subject})
+    blockers = connection.execute(sa.text(_BLOCKERS), {"pid": subject, "chars": _QUERY_CHARS})
     return {
         "holder": _session(row),
+        "migrating": None if migrating is None else _session(migrating),
         "waiting_for": [
             {"locktype": w.locktype, "relation": w.relation, "mode": w.mode} for w in waits
         ],

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from .engines import backend, create_engine
 
+APPLICATION_NAME = "migctl migration"
 _PG_LOCK_TIMEOUT = "55P03"  # lock_not_available
 _MYSQL_LOCK_WAIT = 1205  # ER_LOCK_WAIT_TIMEOUT (metadata locks too)
 _QUERY_CHARS = 200
@@ -33,11 +34,14 @@ ORDER BY a.pid
 
 
 def apply(connection: Any, url: str, timeouts: Mapping[str, str | None]) -> int | None:
-    """SET the session's lock_timeout and statement_timeout (MySQL: lock_wait_timeout);
-    returns the PostgreSQL backend's pid (the blockers query leaves it out)."""
+    """SET the session's lock_timeout and statement_timeout (MySQL: lock_wait_timeout), and
+    its application_name on PostgreSQL; returns the PostgreSQL backend's pid (the blockers
+    query leaves it out)."""
     name = backend(url)
     lock, statement = timeouts.get("lock_timeout"), timeouts.get("statement_timeout")
     if name == "postgresql":
+        # How GET .../locks finds the migrating session when env.py connects by itself.
+        connection.execute(sa.text(f"SET application_name = '{APPLICATION_NAME}'"))
         for setting, value in (("lock_timeout", lock), ("statement_timeout", statement)):
             if value:
                 connection.execute(sa.text(f"SET {setting} = '{_checked(value)}'"))

@@ -90,7 +90,7 @@ def request_operation(
             if replayed is not None:
                 return replayed
         plan = _plan(managed, request)
-        refuse_if_modified(registry, store, name, request.accept_modified, context)
+        refuse_if_modified(registry, store, name, request.accept_modified, context, plan.current)
         if request.acknowledge:
             context.principal.require(Permission.OVERRIDE, name)
         lint = _lint(registry, previews, managed, request, plan)

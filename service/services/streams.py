@@ -40,6 +40,12 @@ def check_operation(store: ControlStore, operation_id: int, principal: Principal
         raise OperationNotFoundError(operation_id)
 
 
+def newest_event_id(store: ControlStore) -> int:
+    """Where a stream that only wants what happens from now on starts."""
+    with store.transaction() as connection:
+        return events.last_id(connection)
+
+
 def follow(
     store: ControlStore, what: Follow, principal: Principal = ANONYMOUS
 ) -> Iterator[EventRecord | None]:

@@ -187,8 +187,14 @@ class LockStatusSchema(ma.Schema):
     holder = ma.fields.Nested(
         SessionSchema, allow_none=True, metadata={"description": "The session holding it"}
     )
+    migrating = ma.fields.Nested(
+        SessionSchema,
+        allow_none=True,
+        metadata={"description": "The job's migrating session, when env.py opened its own"},
+    )
     waiting_for = ma.fields.List(
-        ma.fields.Nested(WaitSchema), metadata={"description": "Locks the holder waits for"}
+        ma.fields.Nested(WaitSchema),
+        metadata={"description": "Locks the migrating session (or the holder) waits for"},
     )
     blocked_by = ma.fields.List(
         ma.fields.Nested(SessionSchema), metadata={"description": "Sessions it waits behind"}

@@ -64,7 +64,7 @@ _RETRY_AFTER = {
 class ResumeSchema(ma.Schema):
     last_event_id = ma.fields.Integer(
         data_key="Last-Event-ID",
-        load_default=0,
+        load_default=None,
         validate=ma.validate.Range(min=0, max=2**31 - 1),
         metadata={"description": "Resume after this event id (what EventSource sends back)"},
     )
@@ -105,7 +105,8 @@ class OperationEvents(MethodView):
         the operation has ended, or after MIGCTL_STREAM_SECONDS (reconnect to resume).
         """
         streams.check_operation(control_store(), operation_id, current_principal())
-        return _stream(Follow(after=headers["last_event_id"], operation_id=operation_id))
+        after = headers["last_event_id"] or 0  # from its first event
+        return _stream(Follow(after=after, operation_id=operation_id))
 
 
 @blp.route("/events")
@@ -117,12 +118,16 @@ class Events(MethodView):
     def get(self, args, headers):
         """Follow every operation this token may see as server-sent events
 
-        With `database`, only that database's operations. Ends after MIGCTL_STREAM_SECONDS.
+        From now on, or after `Last-Event-ID` (0: from the first event). With `database`,
+        only that database's operations. Ends after MIGCTL_STREAM_SECONDS.
         """
         asked = None
         if "database" in args:
             asked = frozenset({registry().get(args["database"]).database.name})
-        return _stream(Follow(after=headers["last_event_id"], databases=asked))
+        after = headers["last_event_id"]
+        if after is None:
+            after = streams.newest_event_id(control_store())
+        return _stream(Follow(after=after, databases=asked))
 
 
 @blp.route("/databases/<dbname:db>/wait")

@@ -55,11 +55,15 @@ def record_applied(
     )
 
 
-def verify(registry: Registry, store: ControlStore, name: str) -> Verification:
-    """Compare the applied revisions with the files now (reads the database's heads)."""
+def verify(
+    registry: Registry, store: ControlStore, name: str, current: Sequence[str] | None = None
+) -> Verification:
+    """Compare the applied revisions with the files now (with the database's heads, read
+    now unless the caller just did)."""
     managed = registry.get(name)
     graph = managed.graph()
-    current = managed.state.current_heads(graph)
+    if current is None:
+        current = managed.state.current_heads(graph)
     with store.transaction() as connection:
         recorded = ledger.for_database(connection, name)
     applied = _applied(graph, current)
@@ -84,13 +88,14 @@ def refuse_if_modified(
     name: str,
     accept_modified: bool,
     context: RequestContext,
+    current: Sequence[str] | None = None,
 ) -> None:
     """409 revisions-modified before queueing on edited or missing files, unless an admin
     accepts them (the caller audits the request with `accept_modified`)."""
     if accept_modified:
         context.principal.require(Permission.OVERRIDE, name)
         return
-    found = verify(registry, store, name)
+    found = verify(registry, store, name, current)
     if not found.ok:
         names = [item["revision"] for item in found.modified + found.missing]
         raise RevisionsModifiedError(

@@ -166,6 +166,14 @@ def lint_plan(
     database = managed.database
     if database.lint_policy == "off":
         return None
+    if database.dialect != "postgresql":  # not rendered just to say so: queueing stays quick
+        return LintReport(
+            database.name,
+            database.lint_policy,
+            database.dialect,
+            False,
+            note=f"only PostgreSQL SQL is linted (this is {database.dialect})",
+        ).as_dict()
     try:
         preview = preview_sql(
             registry,

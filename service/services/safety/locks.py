@@ -19,7 +19,8 @@ from service.store.db import ControlStore, utcnow
 def lock_status(registry: Registry, store: ControlStore, name: str) -> dict[str, Any]:
     """The lock as the database sees it, beside the operation migctl runs there (if any)."""
     managed = registry.get(name)
-    found = inspect_lock(managed.scripts, managed.database)
+    # Other sessions' queries may quote a secret of the database's configuration.
+    found = managed.redactor.redact_value(inspect_lock(managed.scripts, managed.database))
     with store.transaction() as connection:
         running = ops.latest_for(connection, name, [Status.RUNNING])
     operation = None
