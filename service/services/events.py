@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from service.lifecycle import StepOutcome
 from service.store import events as store
 from service.store import operations as ops
 from service.store.db import utcnow
@@ -45,7 +46,7 @@ def emit(
 def snapshot(connection: sa.Connection, record: OperationRecord) -> dict[str, Any]:
     """Status, counts and the estimated seconds left (None when a remaining revision has
     never run on any database, or nothing is left)."""
-    done = len(ops.list_steps(connection, record.id))
+    done = _done(connection, record.id)
     planned = [(s["revision"], s["direction"]) for s in record.planned_steps]
     remaining = planned[done:]
     means = store.mean_step_seconds(connection, remaining)
@@ -68,10 +69,16 @@ def next_step(connection: sa.Connection, operation_id: int) -> dict[str, Any] | 
     record = ops.get(connection, operation_id)
     if record is None:
         return None
-    done = len(ops.list_steps(connection, operation_id))
+    done = _done(connection, operation_id)
     if done >= len(record.planned_steps):
         return None
     return {"position": done + 1, **record.planned_steps[done]}
+
+
+def _done(connection: sa.Connection, operation_id: int) -> int:
+    """Steps that ran to their end (a failed step did not)."""
+    steps = ops.list_steps(connection, operation_id)
+    return sum(1 for step in steps if step.outcome != StepOutcome.FAILED)
 
 
 def _error(record: OperationRecord) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from service import metrics
 from service.errors import DatabaseNotFoundError, JobStartError, MigctlError
-from service.lifecycle import JobEnd, Status
+from service.lifecycle import JobEnd, Status, StepOutcome
 from service.migrator.jobs import (
     FinishedStep,
     Job,
@@ -111,7 +111,8 @@ def record_event(
         with store.transaction() as connection:
             ops.add_step(connection, record.id, step)
             events.emit(connection, record.id, events.STEP_FINISHED, _step_summary(step))
-            _step_starts(connection, record.id)
+            if step.outcome != StepOutcome.FAILED:  # a failed step is the last one to run
+                _step_starts(connection, record.id)
         metrics.STEP_DURATION.labels(step.direction).observe(step.duration_ms / 1000)
         return None
     status = Status.SUCCEEDED if event.error is None else Status.FAILED
