@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from service.lifecycle import StepOutcome
 from service.store import events as store
 from service.store import operations as ops
 from service.store.db import utcnow
@@ -43,10 +44,13 @@ def emit(
 
 
 def steps_moved(
-    connection: sa.Connection, operation_id: int, finished: Mapping[str, Any] | None
+    connection: sa.Connection,
+    operation_id: int,
+    finished: Mapping[str, Any] | None,
+    next_begins: bool = True,
 ) -> None:
-    """A step finished (if given) and, steps running back to back, the next one began: both
-    events from one read of the operation, as the worker records every step this way."""
+    """A step finished (if given) and, steps running back to back, the next one began (not
+    after a failed step: it was the last to run); both from one read of the operation."""
     record = ops.get(connection, operation_id)
     if record is None:
         return
@@ -54,7 +58,7 @@ def steps_moved(
     now = utcnow()
     if finished is not None:
         _append(connection, record, STEP_FINISHED, {**state, "step": dict(finished)}, now)
-    if state["done"] < state["total"]:
+    if next_begins and state["done"] < state["total"]:
         following = {"position": state["done"] + 1, **record.planned_steps[state["done"]]}
         _append(connection, record, STEP_STARTED, {**state, "step": following}, now)
 
@@ -79,7 +83,7 @@ def _append(
 def snapshot(connection: sa.Connection, record: OperationRecord) -> dict[str, Any]:
     """Status, counts and the estimated seconds left (None when a remaining revision has
     never run on any database, or nothing is left)."""
-    done = ops.count_steps(connection, record.id)
+    done = ops.count_steps(connection, record.id, excluding=StepOutcome.FAILED)
     planned = [(s["revision"], s["direction"]) for s in record.planned_steps]
     remaining = planned[done:]
     means = _means(connection, record.id, planned)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from service import metrics
 from service.errors import DatabaseNotFoundError, JobStartError, MigctlError
-from service.lifecycle import JobEnd, Status
+from service.lifecycle import JobEnd, Status, StepOutcome
 from service.migrator.jobs import (
     FinishedStep,
     Job,
@@ -110,7 +110,8 @@ def record_event(
         step = _step_record(event, _redactor(registry, record.database))
         with store.transaction() as connection:
             ops.add_step(connection, record.id, step)
-            events.steps_moved(connection, record.id, _step_summary(step))
+            next_begins = step.outcome != StepOutcome.FAILED  # a failed step is the last
+            events.steps_moved(connection, record.id, _step_summary(step), next_begins)
         metrics.STEP_DURATION.labels(step.direction).observe(step.duration_ms / 1000)
         return None
     status = Status.SUCCEEDED if event.error is None else Status.FAILED
