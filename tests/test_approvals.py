@@ -140,6 +140,23 @@ def test_the_requester_can_never_approve_its_own_operation(
     assert {event["details"]["code"] for event in refusals} == {"self-approval", "forbidden"}
 
 
+def test_a_person_is_the_same_whatever_their_channel_or_capitals(
+    prod: Callable[..., tuple[FlaskClient, Path, str]], tokens: dict[str, str]
+) -> None:
+    client, _, _ = prod(approvals_required=2)
+    queued = request_upgrade(As(client, tokens["ci"], "alice (chat)"))
+    for alice in (As(client, tokens["alice"]), As(client, tokens["bob"], "Alice")):
+        refused = alice.post(f"/operations/{queued['id']}/approve")
+        assert refused.status_code == 403 and refused.json["code"] == "self-approval"
+    bob = As(client, tokens["bob"], "bob (slack)")
+    assert bob.post(f"/operations/{queued['id']}/approve").status_code == 200
+    bob_again = As(client, tokens["boss"], " BOB ")
+    again = bob_again.post(f"/operations/{queued['id']}/approve")
+    assert again.status_code == 409 and again.json["code"] == "approval-conflict"
+    approved = As(client, tokens["boss"]).post(f"/operations/{queued['id']}/approve")
+    assert approved.status_code == 200 and approved.json["status"] == "queued"
+
+
 def test_two_required_approvals_need_two_different_people(
     prod: Callable[..., tuple[FlaskClient, Path, str]], tokens: dict[str, str]
 ) -> None:

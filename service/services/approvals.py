@@ -19,7 +19,7 @@ from service.lifecycle import Status
 from service.migrator.plans import plan_steps, step_direction, step_revision
 from service.services import events
 from service.services.access import Permission
-from service.services.context import RequestContext
+from service.services.context import RequestContext, people
 from service.services.registry import Managed, Registry
 from service.store import approvals as store_approvals
 from service.store import audit
@@ -72,10 +72,9 @@ def check_unchanged(registry: Registry, record: OperationRecord) -> None:
 
 
 def same_person(record: OperationRecord, context: RequestContext) -> bool:
-    """The requester may not approve: same token, or the same person it acted for."""
-    asked = {record.actor, record.on_behalf_of} - {None}
-    deciding = {context.actor, context.on_behalf_of} - {None}
-    return bool(asked & deciding)
+    """The requester may not approve: the same token, or the same person (service.services.
+    context.person: `alice (chat)`, `Alice` and token `alice` are one person)."""
+    return bool(people(record.actor, record.on_behalf_of) & context.people)
 
 
 def approve(
@@ -188,8 +187,8 @@ def _conflict(
 
 
 def same_person_as(approval: ApprovalRecord, context: RequestContext) -> bool:
-    earlier = {approval.actor, approval.on_behalf_of} - {None}
-    return bool(earlier & ({context.actor, context.on_behalf_of} - {None}))
+    """One person decides once, whichever token or channel they come through."""
+    return bool(people(approval.actor, approval.on_behalf_of) & context.people)
 
 
 def _move(connection: sa.Connection, record: OperationRecord, decision: str) -> None:
