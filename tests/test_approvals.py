@@ -227,7 +227,28 @@ def test_a_revision_file_changed_before_approval_cannot_be_approved(
     edit(ini, "a3000003")
     refused = As(client, tokens["alice"]).post(f"/operations/{queued['id']}/approve")
     assert refused.status_code == 409 and refused.json["code"] == "approval-stale"
-    assert refused.json["changed"] == ["a3000003"]
+    assert refused.json["changed"] == ["a3000003"] and "request it again" in refused.json["detail"]
+
+
+def test_an_operation_found_stale_at_approval_ends_expired_and_leaves_the_queue(
+    prod: Callable[..., tuple[FlaskClient, Path, str]], tokens: dict[str, str]
+) -> None:
+    client, ini, _ = prod()
+    ci, bob = As(client, tokens["ci"]), As(client, tokens["bob"])
+    queued = request_upgrade(ci)
+    edit(ini, "a3000003")
+    stale = As(client, tokens["alice"]).post(f"/operations/{queued['id']}/approve")
+    assert stale.status_code == 409 and stale.json["code"] == "approval-stale"
+    ended = ci.get(f"/operations/{queued['id']}").json
+    assert ended["status"] == "expired" and ended["error"]["code"] == "approval-stale"
+    assert "request it again" in ended["error"]["message"]
+    assert bob.get("/operations", status="awaiting_approval").json == []
+    late = bob.post(f"/operations/{queued['id']}/approve")
+    assert late.status_code == 409 and late.json["operation_status"] == "expired"
+    (event,) = bob.get("/audit-events", action="approval.expired").json
+    assert event["details"]["code"] == "approval-stale" and event["details"]["changed"] == [
+        "a3000003"
+    ]
 
 
 def test_the_worker_refuses_an_approved_operation_whose_revision_file_changed(

@@ -86,18 +86,48 @@ def approve(
         context.principal.require(Permission.APPROVE, record.database)
         _refuse_self(record, context)
         now = binding(registry.get(record.database), record.action, record.revision, record.purge)
-        changed = changes(record.approval_binding or {}, now)
-        if changed:
-            raise ApprovalStaleError(
-                f"Operation {record.id}: {', '.join(changed)} changed since it was requested; "
-                "request it again.",
-                operation_id=record.id,
-                changed=changed,
-            )
     except MigctlError as exc:
         _refused(store, record, context, exc)
         raise
+    changed = changes(record.approval_binding or {}, now)
+    if changed and record.status == Status.AWAITING_APPROVAL:  # else refused as decided
+        raise _end_stale(store, record, context, changed)
     return _decide(store, record, context, APPROVED, None, now)
+
+
+def _end_stale(
+    store: ControlStore, record: OperationRecord, context: RequestContext, changed: list[str]
+) -> ApprovalStaleError:
+    """What was requested is no longer what would run: nobody can approve it any more, so it
+    ends `expired` (error `approval-stale`) and leaves every approver's queue; audited."""
+    error = ApprovalStaleError(
+        f"Operation {record.id}: {', '.join(changed)} changed since it was requested; "
+        "it ended expired and nothing ran: request it again.",
+        operation_id=record.id,
+        changed=changed,
+    )
+    with store.transaction() as connection:
+        audit.append(connection, _refusal_event(record, context, error))
+        moved = ops.transition(
+            connection,
+            record.id,
+            from_status=Status.AWAITING_APPROVAL,
+            to_status=Status.EXPIRED,
+            values={
+                "finished_at": utcnow(),
+                "error_code": error.code,
+                "error_type": type(error).__name__,
+                "error_message": error.detail,
+            },
+        )
+        if moved:
+            details = {"code": error.code, "changed": changed, "detail": error.detail}
+            audit.append(
+                connection,
+                _event(record, "approval.expired", Status.EXPIRED, RequestContext(SYSTEM), details),
+            )
+            events.emit(connection, record.id, events.status_kind(Status.EXPIRED))
+    return error
 
 
 def reject(
