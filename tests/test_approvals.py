@@ -251,6 +251,20 @@ def test_an_operation_found_stale_at_approval_ends_expired_and_leaves_the_queue(
     ]
 
 
+def test_an_operation_overtaken_by_another_says_only_the_heads_and_plan_changed(
+    prod: Callable[..., tuple[FlaskClient, Path, str]], tokens: dict[str, str]
+) -> None:
+    client, _, _ = prod()
+    alice = As(client, tokens["alice"])
+    ci = As(client, tokens["ci"])
+    first, second = request_upgrade(ci), request_upgrade(ci)
+    assert alice.post(f"/operations/{first['id']}/approve").status_code == 200
+    assert run_next(client) == "succeeded"
+    stale = alice.post(f"/operations/{second['id']}/approve")
+    assert stale.status_code == 409 and stale.json["changed"] == ["heads", "plan"]
+    assert stale.json["detail"].startswith(f"Operation {second['id']}: heads, plan changed since")
+
+
 def test_the_worker_refuses_an_approved_operation_whose_revision_file_changed(
     prod: Callable[..., tuple[FlaskClient, Path, str]], tokens: dict[str, str]
 ) -> None:

@@ -49,10 +49,11 @@ def binding(managed: Managed, action: str, revision: str, purge: bool) -> dict[s
 
 
 def changes(approved: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
-    """What differs between two bindings: `heads`, `plan`, and each revision whose file did."""
+    """What differs between two bindings: `heads`, `plan`, and each revision still planned
+    whose file did (one that left the plan is the plan's change, not its file's)."""
     found = [key for key in ("heads", "plan") if approved.get(key) != now.get(key)]
     files, now_files = approved.get("files") or {}, now.get("files") or {}
-    return found + sorted(rev for rev in files if files[rev] != now_files.get(rev))
+    return found + sorted(rev for rev in files if now_files.get(rev, files[rev]) != files[rev])
 
 
 def check_unchanged(registry: Registry, record: OperationRecord) -> None:
