@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -205,12 +206,18 @@ def test_an_operation_not_approved_within_the_ttl_expires(
 def test_the_worker_expires_operations_left_awaiting_approval(
     prod: Callable[..., tuple[FlaskClient, Path, str]], tokens: dict[str, str]
 ) -> None:
-    client, _, _ = prod(approval_ttl_seconds=0.2)
+    client, _, _ = prod(approval_ttl_seconds=60)  # a loaded machine never reaches it
     queued = request_upgrade(As(client, tokens["ci"]))
     store = client.application.extensions[SERVICES].store
     assert approvals.expire_overdue(store) == []
-    time.sleep(0.3)
-    assert approvals.expire_overdue(store) == [queued["id"]]
+    assert As(client, tokens["ci"]).get(f"/operations/{queued['id']}").json["status"] == (
+        "awaiting_approval"
+    )
+    expires_at = dt.datetime.fromisoformat(queued["approval_expires_at"])
+    assert approvals.expire_overdue(store, now=expires_at - dt.timedelta(seconds=1)) == []
+    assert approvals.expire_overdue(store, now=expires_at + dt.timedelta(seconds=1)) == [
+        queued["id"]
+    ]
     assert As(client, tokens["ci"]).get(f"/operations/{queued['id']}").json["status"] == "expired"
 
 

@@ -244,11 +244,12 @@ def _move(connection: sa.Connection, record: OperationRecord, decision: str) -> 
         ops.notify_queued(connection)
 
 
-def expire_overdue(store: ControlStore) -> list[int]:
-    """End every operation whose approval_ttl passed without its approvals: `expired`."""
+def expire_overdue(store: ControlStore, now: dt.datetime | None = None) -> list[int]:
+    """End every operation whose approval_ttl passed by `now` (default: now) without its
+    approvals: `expired`."""
     with store.transaction() as connection:
         expired = []
-        for operation_id in store_approvals.overdue(connection, utcnow()):
+        for operation_id in store_approvals.overdue(connection, now or utcnow()):
             moved = ops.transition(
                 connection,
                 operation_id,
