@@ -343,3 +343,19 @@ def test_the_databases_file_sets_the_approval_policy_and_refuses_nonsense(tmp_pa
     path.write_text(path.read_text().replace("approvals_required = 2", "approvals_required = 0"))
     with pytest.raises(ConfigError, match="approvals_required"):
         Settings.from_env({"MIGCTL_DATABASES_FILE": str(path)})
+
+
+def test_the_readme_states_the_approval_ttl_range_the_databases_file_enforces(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    path = tmp_path / "databases.toml"
+    path.write_text(
+        '[databases.qa]\nurl = "sqlite://"\nalembic_config = "alembic.ini"\n'
+        "require_approval = true\napproval_ttl = 59\n"
+    )
+    with pytest.raises(ConfigError, match="60 to 2592000 seconds"):
+        Settings.from_env({"MIGCTL_DATABASES_FILE": str(path)})
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    (row,) = [line for line in readme.splitlines() if line.startswith("| `approval_ttl` |")]
+    assert "60 to 2592000" in row
