@@ -324,6 +324,25 @@ def test_an_operation_awaiting_approval_can_be_cancelled(
     assert cancelled.status_code == 200 and cancelled.json["status"] == "cancelled"
 
 
+def test_a_database_shows_its_effective_policy_before_anyone_submits(
+    prod: Callable[..., tuple[FlaskClient, Path, str]], tokens: dict[str, str]
+) -> None:
+    client, _, _ = prod(approvals_required=2, approval_ttl_seconds=3600.0)
+    policy = As(client, tokens["ci"]).get("/databases/prod").json["policy"]
+    assert policy == {
+        "allow_downgrade": False,
+        "allow_stamp": False,
+        "require_approval": True,
+        "approvals_required": 2,
+        "approval_ttl": 3600.0,
+        "lint": "block",
+        "lock_timeout": "5s",
+        "statement_timeout": None,
+    }
+    (listed,) = As(client, tokens["ci"]).get("/databases").json
+    assert listed["policy"] == policy
+
+
 def test_the_databases_file_sets_the_approval_policy_and_refuses_nonsense(tmp_path: Path) -> None:
     ini = tmp_path / "alembic.ini"
     ini.write_text("[alembic]\nscript_location = migrations\n")
