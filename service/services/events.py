@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -38,13 +39,40 @@ def emit(
     if record is None:
         return
     payload = {**snapshot(connection, record), "step": dict(step) if step else None}
+    _append(connection, record, kind, payload, utcnow())
+
+
+def steps_moved(
+    connection: sa.Connection, operation_id: int, finished: Mapping[str, Any] | None
+) -> None:
+    """A step finished (if given) and, steps running back to back, the next one began: both
+    events from one read of the operation, as the worker records every step this way."""
+    record = ops.get(connection, operation_id)
+    if record is None:
+        return
+    state = snapshot(connection, record)
+    now = utcnow()
+    if finished is not None:
+        _append(connection, record, STEP_FINISHED, {**state, "step": dict(finished)}, now)
+    if state["done"] < state["total"]:
+        following = {"position": state["done"] + 1, **record.planned_steps[state["done"]]}
+        _append(connection, record, STEP_STARTED, {**state, "step": following}, now)
+
+
+def _append(
+    connection: sa.Connection,
+    record: OperationRecord,
+    kind: str,
+    payload: dict[str, Any],
+    now: dt.datetime,
+) -> None:
     store.append(
         connection,
         operation_id=record.id,
         database=record.database,
         kind=kind,
         payload=payload,
-        now=utcnow(),
+        now=now,
     )
 
 
@@ -67,17 +95,6 @@ def snapshot(connection: sa.Connection, record: OperationRecord) -> dict[str, An
         "eta_seconds": round(sum(means[s] for s in remaining), 3) if known else None,
         "error": _error(record),
     }
-
-
-def next_step(connection: sa.Connection, operation_id: int) -> dict[str, Any] | None:
-    """The planned step that runs next (steps run one after the other), if any."""
-    record = ops.get(connection, operation_id)
-    if record is None:
-        return None
-    done = ops.count_steps(connection, operation_id)
-    if done >= len(record.planned_steps):
-        return None
-    return {"position": done + 1, **record.planned_steps[done]}
 
 
 def _means(
