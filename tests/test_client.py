@@ -22,6 +22,8 @@ import pytest
 from service.client.exits import MEANINGS, Exit
 from service.client.progress import Reporter
 from service.client.sse import Event
+from service.services.access import Role
+from service.services.tokens import new_token, token_entry
 from tests.helpers import (
     FAST,
     FIXTURES,
@@ -395,3 +397,75 @@ def test_a_wait_says_when_the_operation_awaits_approval_and_when_it_is_queued() 
         "queued",
         "claimed by a worker",
     ]
+
+
+def approval_server(tmp_path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The environment of a server whose database `one` needs an approval, and its tokens."""
+    issued = {name: new_token() for name in ("ci", "alice")}
+    roles = {"ci": Role.OPERATOR, "alice": Role.APPROVER}
+    tokens_file = tmp_path / "tokens.toml"
+    tokens_file.write_text("\n".join(token_entry(n, roles[n], [], t) for n, t in issued.items()))
+    databases = databases_file(tmp_path, "one")
+    databases.write_text(databases.read_text() + "require_approval = true\n")
+    environ = {
+        **FAST,
+        "MIGCTL_DATABASES_FILE": str(databases),
+        "MIGCTL_TOKENS_FILE": str(tokens_file),
+        "SLOW_SECONDS": "0.1",
+    }
+    return environ, issued
+
+
+def approve(url: str, token: str, operation_id: int) -> None:
+    request = urllib.request.Request(
+        f"{url}/api/v1/operations/{operation_id}/approve",
+        method="POST",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+
+
+def awaiting_approval(url: str, token: str) -> None:
+    path = f"{url}/api/v1/operations/1"
+    request = urllib.request.Request(path, headers={"Authorization": f"Bearer {token}"})
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                if json.loads(response.read())["status"] == "awaiting_approval":
+                    return
+        except urllib.error.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("never awaiting approval")
+
+
+def test_a_wait_says_how_many_approvals_from_whom_until_when_then_who_approved(
+    tmp_path: Path,
+) -> None:
+    environ, tokens = approval_server(tmp_path)
+    with served_process(tmp_path, environ, "--workers", "1") as url:
+        wait_for(f"{url}/health/live")
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(
+                client,
+                url,
+                "upgrade",
+                "one",
+                "--wait",
+                MIGCTL_TOKEN=tokens["ci"],
+                GITHUB_ACTIONS="true",
+            )
+            awaiting_approval(url, tokens["ci"])
+            time.sleep(1)  # the client reads the stream
+            approve(url, tokens["alice"], 1)
+            done = waiting.result()
+    assert done.returncode == Exit.OK, done.stderr
+    notices = [line for line in done.stderr.splitlines() if line.startswith("::notice ")]
+    assert len(notices) == 2, done.stderr
+    assert re.fullmatch(
+        r"::notice title=migctl: approval::operation 1 awaits 1 approval from a token with "
+        r"the approve permission .* other than the requester, until \d{4}-\d\d-\d\d \d\d:\d\d UTC",
+        notices[0],
+    ), notices[0]
+    assert notices[1] == "::notice title=migctl: approval::operation 1 approved by alice: queued"

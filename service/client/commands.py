@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from service.client.approval import approval_note
 from service.client.exits import BY_STATUS, Exit
 from service.client.follow import follow
 from service.client.idempotency import default_key
@@ -102,7 +103,12 @@ def wait_operation(args: argparse.Namespace, server: Server) -> int:
 
 def _await(args: argparse.Namespace, server: Server, operation: Mapping[str, Any]) -> int:
     """Follow the operation with progress on stderr; its end (or timeout) on stdout."""
-    reporter = Reporter(sys.stderr, os.environ, _describer(server, operation["database"]))
+    reporter = Reporter(
+        sys.stderr,
+        os.environ,
+        _describer(server, operation["database"]),
+        approval_note(server, operation["id"]),
+    )
     reporter.begin(operation)
     deadline = time.monotonic() + args.timeout
     ended = follow(server, operation["id"], deadline, reporter.on_event)
