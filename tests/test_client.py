@@ -469,3 +469,21 @@ def test_a_wait_says_how_many_approvals_from_whom_until_when_then_who_approved(
         notices[0],
     ), notices[0]
     assert notices[1] == "::notice title=migctl: approval::operation 1 approved by alice: queued"
+
+
+def test_a_broken_project_exits_7_at_once_with_the_problems_code_and_detail(
+    tmp_path: Path,
+) -> None:
+    with server(tmp_path, "--no-worker") as url:
+        revision = next((tmp_path / "slow" / "migrations" / "versions").glob("52000002*.py"))
+        revision.write_text(revision.read_text() + "\ndef broken(:\n")
+        started = time.monotonic()
+        broken = client(url, "status", "one")
+        as_json = client(url, "upgrade", "one", "--output", "json")
+    assert broken.returncode == Exit.UNAVAILABLE, broken.stderr
+    assert time.monotonic() - started < 20  # not retried for --retry-seconds (60)
+    assert "retrying in" not in broken.stderr and "unreachable" not in broken.stderr
+    assert "unavailable (503 project-unavailable): " in broken.stderr
+    assert "SyntaxError" in broken.stderr, broken.stderr
+    assert as_json.returncode == Exit.UNAVAILABLE
+    assert json.loads(as_json.stdout)["code"] == "project-unavailable"
