@@ -142,6 +142,11 @@ def list_steps(connection: sa.Connection, operation_id: int) -> list[StepRecord]
     ]
 
 
+def count_steps(connection: sa.Connection, operation_id: int) -> int:
+    query = sa.select(sa.func.count()).where(operation_steps.c.operation_id == operation_id)
+    return int(connection.execute(query).scalar_one())
+
+
 def list_page(
     connection: sa.Connection,
     *,
