@@ -487,3 +487,15 @@ def test_a_broken_project_exits_7_at_once_with_the_problems_code_and_detail(
     assert "SyntaxError" in broken.stderr, broken.stderr
     assert as_json.returncode == Exit.UNAVAILABLE
     assert json.loads(as_json.stdout)["code"] == "project-unavailable"
+
+
+def test_a_typo_in_a_migctl_variable_is_warned_about_and_migctl_run_id_is_known(
+    tmp_path: Path,
+) -> None:
+    # The server (serve and its worker) accepts the variable a pipeline sets for the client.
+    with server(tmp_path, "--no-worker", MIGCTL_RUN_ID="build-7") as url:
+        status = client(url, "status", "one", MIGCTL_URLL="http://x", MIGCTL_RUN_ID="build-7")
+    assert status.returncode == Exit.OK
+    assert status.stderr == (
+        "migctl: warning: unknown variable MIGCTL_URLL ignored (did you mean MIGCTL_URL?)\n"
+    )

@@ -7,11 +7,12 @@ server's settings, and reach the server over HTTP alone.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from service.client.approval import approval_note
@@ -24,11 +25,23 @@ from service.client.transport import ClientError, Server, quote
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = 1800.0
 Command = Callable[[argparse.Namespace, Server], int]
+CLIENT_VARIABLES = frozenset({"MIGCTL_URL", "MIGCTL_TOKEN", "MIGCTL_RUN_ID"})
 
 
-def run(command: Command, args: argparse.Namespace) -> int:
+def _warn_unknown(environ: Mapping[str, str], known: Collection[str]) -> None:
+    """A warning per MIGCTL_* variable nobody reads (a typo), as the server refuses them."""
+    for name in sorted(k for k in environ if k.startswith("MIGCTL_") and k not in known):
+        near = difflib.get_close_matches(name, sorted(CLIENT_VARIABLES), n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        print(f"migctl: warning: unknown variable {name} ignored{hint}", file=sys.stderr)
+
+
+def run(
+    command: Command, args: argparse.Namespace, known: Collection[str] = CLIENT_VARIABLES
+) -> int:
     """Run a command against the server the options (or MIGCTL_URL) name; its exit code."""
     environ = os.environ
+    _warn_unknown(environ, known)
     server = Server(
         url=args.url or environ.get("MIGCTL_URL") or DEFAULT_URL,
         token=args.token or environ.get("MIGCTL_TOKEN") or None,
