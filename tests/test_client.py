@@ -132,7 +132,8 @@ def test_a_cancelled_operation_exits_3_and_cancelling_it_again_is_refused_with_4
         assert queued.returncode == Exit.OK and queued.stdout.startswith("operation 1 queued")
         assert client(url, "cancel", "1").returncode == Exit.OK
         waited = client(url, "wait", "1")
-        assert waited.returncode == Exit.STOPPED and "operation 1 cancelled" in waited.stdout
+        assert waited.returncode == Exit.STOPPED
+        assert waited.stdout == "operation 1 cancelled: never ran; one stays at base\n"
         again = client(url, "cancel", "1", "--output", "json")
     assert again.returncode == Exit.REFUSED
     assert json.loads(again.stdout)["code"] == "operation-not-cancellable"
@@ -426,8 +427,8 @@ def approve(url: str, token: str, operation_id: int) -> None:
         assert response.status == 200
 
 
-def awaiting_approval(url: str, token: str) -> None:
-    path = f"{url}/api/v1/operations/1"
+def awaiting_approval(url: str, token: str, operation_id: int = 1) -> None:
+    path = f"{url}/api/v1/operations/{operation_id}"
     request = urllib.request.Request(path, headers={"Authorization": f"Bearer {token}"})
     for _ in range(300):
         try:
@@ -498,4 +499,35 @@ def test_a_typo_in_a_migctl_variable_is_warned_about_and_migctl_run_id_is_known(
     assert status.returncode == Exit.OK
     assert status.stderr == (
         "migctl: warning: unknown variable MIGCTL_URLL ignored (did you mean MIGCTL_URL?)\n"
+    )
+
+
+def test_a_rejected_operation_says_it_never_ran_where_the_database_stays_and_why(
+    tmp_path: Path,
+) -> None:
+    environ, tokens = approval_server(tmp_path)
+    with served_process(tmp_path, environ, "--workers", "1") as url:
+        wait_for(f"{url}/health/live")
+        client(url, "upgrade", "one", "51000001", MIGCTL_TOKEN=tokens["ci"])
+        approve(url, tokens["alice"], 1)
+        assert client(url, "wait", "1", MIGCTL_TOKEN=tokens["ci"]).returncode == Exit.OK
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(
+                client, url, "upgrade", "one", "--wait", MIGCTL_TOKEN=tokens["ci"]
+            )
+            awaiting_approval(url, tokens["ci"], 2)
+            request = urllib.request.Request(
+                f"{url}/api/v1/operations/2/reject",
+                data=json.dumps({"reason": "not on a Friday"}).encode(),
+                method="POST",
+                headers={
+                    "Authorization": f"Bearer {tokens['alice']}",
+                    "Content-Type": "application/json",
+                },
+            )
+            urllib.request.urlopen(request, timeout=30).close()
+            done = waiting.result()
+    assert done.returncode == Exit.REFUSED, done.stderr
+    assert done.stdout == (
+        "operation 2 rejected by alice (not on a Friday): never ran; one stays at 51000001\n"
     )

@@ -25,6 +25,7 @@ from service.client.transport import ClientError, Server, quote
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = 1800.0
 Command = Callable[[argparse.Namespace, Server], int]
+NEVER_RAN = frozenset({"rejected", "cancelled", "expired"})
 CLIENT_VARIABLES = frozenset({"MIGCTL_URL", "MIGCTL_TOKEN", "MIGCTL_RUN_ID"})
 
 
@@ -130,20 +131,44 @@ def _await(args: argparse.Namespace, server: Server, operation: Mapping[str, Any
     if args.output == "json":
         _print_json(final)
     else:
-        print(_outcome(final, ended is None, args.timeout))
+        print(_outcome(server, final, ended is None, args.timeout))
     return Exit.TIMED_OUT if ended is None else BY_STATUS.get(final["status"], Exit.FAILED)
 
 
-def _outcome(operation: Mapping[str, Any], timed_out: bool, timeout: float) -> str:
+def _outcome(server: Server, operation: Mapping[str, Any], timed_out: bool, timeout: float) -> str:
     name = f"operation {operation['id']}"
     if timed_out:
         return (
             f"{name} still {operation['status']} after {timeout:g} s; it goes on "
             f"(`migctl wait {operation['id']}` to wait again)"
         )
+    if operation.get("started_at") is None and operation["status"] in NEVER_RAN:
+        return (
+            f"{name} {operation['status']}{_rejection(operation)}: never ran; "
+            f"{operation['database']} stays at {_current(server, operation['database'])}"
+        )
     heads = ", ".join(operation.get("heads_after") or []) or "base"
     steps = len(operation.get("steps") or [])
     return f"{name} {operation['status']}: {operation['database']} at {heads} ({steps} steps)"
+
+
+def _rejection(operation: Mapping[str, Any]) -> str:
+    """` by alice (not on a Friday)` for a rejected operation, else ""."""
+    for approval in operation.get("approvals") or []:
+        if approval.get("decision") == "rejected":
+            reason = f" ({approval['reason']})" if approval.get("reason") else ""
+            return f" by {approval.get('actor')}{reason}"
+    return ""
+
+
+def _current(server: Server, database: str) -> str:
+    """The database's heads now (the operation's own record has none: it never ran)."""
+    path = f"/databases/{quote(database)}/status"
+    try:
+        status = server.call("GET", path, deadline=time.monotonic() + 10).json()
+    except ClientError:
+        return "its current revision (its status could not be read)"
+    return ", ".join(status.get("current_heads") or []) or "base"
 
 
 def wait_for_revision(args: argparse.Namespace, server: Server) -> int:
