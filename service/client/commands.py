@@ -7,13 +7,15 @@ server's settings, and reach the server over HTTP alone.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from service.client.approval import approval_note
 from service.client.exits import BY_STATUS, Exit
 from service.client.follow import follow
 from service.client.idempotency import default_key
@@ -23,11 +25,24 @@ from service.client.transport import ClientError, Server, quote
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = 1800.0
 Command = Callable[[argparse.Namespace, Server], int]
+NEVER_RAN = frozenset({"rejected", "cancelled", "expired"})
+CLIENT_VARIABLES = frozenset({"MIGCTL_URL", "MIGCTL_TOKEN", "MIGCTL_RUN_ID"})
 
 
-def run(command: Command, args: argparse.Namespace) -> int:
+def _warn_unknown(environ: Mapping[str, str], known: Collection[str]) -> None:
+    """A warning per MIGCTL_* variable nobody reads (a typo), as the server refuses them."""
+    for name in sorted(k for k in environ if k.startswith("MIGCTL_") and k not in known):
+        near = difflib.get_close_matches(name, sorted(CLIENT_VARIABLES), n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        print(f"migctl: warning: unknown variable {name} ignored{hint}", file=sys.stderr)
+
+
+def run(
+    command: Command, args: argparse.Namespace, known: Collection[str] = CLIENT_VARIABLES
+) -> int:
     """Run a command against the server the options (or MIGCTL_URL) name; its exit code."""
     environ = os.environ
+    _warn_unknown(environ, known)
     server = Server(
         url=args.url or environ.get("MIGCTL_URL") or DEFAULT_URL,
         token=args.token or environ.get("MIGCTL_TOKEN") or None,
@@ -102,7 +117,12 @@ def wait_operation(args: argparse.Namespace, server: Server) -> int:
 
 def _await(args: argparse.Namespace, server: Server, operation: Mapping[str, Any]) -> int:
     """Follow the operation with progress on stderr; its end (or timeout) on stdout."""
-    reporter = Reporter(sys.stderr, os.environ, _describer(server, operation["database"]))
+    reporter = Reporter(
+        sys.stderr,
+        os.environ,
+        _describer(server, operation["database"]),
+        approval_note(server, operation["id"]),
+    )
     reporter.begin(operation)
     deadline = time.monotonic() + args.timeout
     ended = follow(server, operation["id"], deadline, reporter.on_event)
@@ -111,20 +131,44 @@ def _await(args: argparse.Namespace, server: Server, operation: Mapping[str, Any
     if args.output == "json":
         _print_json(final)
     else:
-        print(_outcome(final, ended is None, args.timeout))
+        print(_outcome(server, final, ended is None, args.timeout))
     return Exit.TIMED_OUT if ended is None else BY_STATUS.get(final["status"], Exit.FAILED)
 
 
-def _outcome(operation: Mapping[str, Any], timed_out: bool, timeout: float) -> str:
+def _outcome(server: Server, operation: Mapping[str, Any], timed_out: bool, timeout: float) -> str:
     name = f"operation {operation['id']}"
     if timed_out:
         return (
             f"{name} still {operation['status']} after {timeout:g} s; it goes on "
             f"(`migctl wait {operation['id']}` to wait again)"
         )
+    if operation.get("started_at") is None and operation["status"] in NEVER_RAN:
+        return (
+            f"{name} {operation['status']}{_rejection(operation)}: never ran; "
+            f"{operation['database']} stays at {_current(server, operation['database'])}"
+        )
     heads = ", ".join(operation.get("heads_after") or []) or "base"
     steps = len(operation.get("steps") or [])
     return f"{name} {operation['status']}: {operation['database']} at {heads} ({steps} steps)"
+
+
+def _rejection(operation: Mapping[str, Any]) -> str:
+    """` by alice (not on a Friday)` for a rejected operation, else ""."""
+    for approval in operation.get("approvals") or []:
+        if approval.get("decision") == "rejected":
+            reason = f" ({approval['reason']})" if approval.get("reason") else ""
+            return f" by {approval.get('actor')}{reason}"
+    return ""
+
+
+def _current(server: Server, database: str) -> str:
+    """The database's heads now (the operation's own record has none: it never ran)."""
+    path = f"/databases/{quote(database)}/status"
+    try:
+        status = server.call("GET", path, deadline=time.monotonic() + 10).json()
+    except ClientError:
+        return "its current revision (its status could not be read)"
+    return ", ".join(status.get("current_heads") or []) or "base"
 
 
 def wait_for_revision(args: argparse.Namespace, server: Server) -> int:
