@@ -164,3 +164,30 @@ def test_depends_on_counts_as_up_to_date_although_current_differs_from_heads(
     assert status["up_to_date"] is True and status["pending_count"] == 0
     assert status["current_heads"] == ["o1000000"]
     assert sorted(status["script_heads"]) == ["m1000000", "o1000000"]
+
+
+@pytest.mark.parametrize(
+    ("name", "current", "spec", "says"),
+    [
+        ("linear", [], "head-20", "'head-20' walks past base: only 3 revisions below head"),
+        ("linear", [], "head-4", "'head-4' names base (before the first revision)"),
+        ("linear", [], "a2000002+5", "walks past the head: only 2 revisions above a2000002"),
+        ("linear", ["a2000002"], "-3", "walks past base: only 1 revision below the database's"),
+        (
+            "branched",
+            [],
+            "bm300003-1",
+            "bm300003 is a merge revision with 2 parents (bx200002, by200002): name one",
+        ),
+        ("branched", [], "head-2", "after 1 revision down from head (b4000004), bm300003 is a"),
+        ("branched", [], "b0000000+1", "b0000000 is a branch point: it has 2 children"),
+    ],
+)
+def test_a_relative_step_that_cannot_be_walked_says_where_the_walk_fails(
+    client_at: Callable[..., FlaskClient], name: str, current: list[str], spec: str, says: str
+) -> None:
+    client = client_at(name, *current)
+    for status, body in (revision(client, spec), pending(client, spec)):
+        assert (status, body["code"]) == (422, "invalid-relative-step"), body
+        assert says in body["detail"]
+        assert "Ambiguous walk" not in body["detail"]

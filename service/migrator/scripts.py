@@ -35,6 +35,7 @@ from service.errors import (
 from service.migrator.exported import ExportedRevision, ExportedScripts
 from service.migrator.revisions import RevisionInfo, revision_info
 from service.migrator.runners import RunnerProcess
+from service.migrator.walks import explain_walk
 
 _PLANS_KEPT = 256
 _NOTHING_TO_WATCH: dict[str, Any] = {
@@ -205,8 +206,11 @@ class RevisionGraph:
         key = (tuple(current), to)
         plan = self._plans.get(key)
         if plan is None:
-            with translated(to, self.script.get_heads()):
-                steps = list(self.map.iterate_revisions(to, key[0], implicit_base=True))
+            try:
+                with translated(to, self.script.get_heads()):
+                    steps = list(self.map.iterate_revisions(to, key[0], implicit_base=True))
+            except RelativeStepError as exc:
+                raise self._walk_error(to, current) or exc from exc
             plan = tuple(self._by_id[step.revision] for step in reversed(steps))
             if len(self._plans) >= _PLANS_KEPT:
                 self._plans.clear()
@@ -219,14 +223,28 @@ class RevisionGraph:
         return frozenset(self._by_id) - pending
 
     def resolve(self, spec: str, current: Sequence[str]) -> tuple[RevisionInfo, ...]:
-        """The revisions a spec names: ids, partial ids, head(s), base, branch@..., +N, x-N."""
-        with translated(spec, self.script.get_heads()):
-            found = self._parse(spec, tuple(current))
-        return tuple(self._by_id[r.revision] for r in found if r is not None)
+        """The revisions a spec names: ids, partial ids, head(s), base, branch@..., +N, x-N.
+
+        A relative step that walks down to base names none (a downgrade's destination)."""
+        try:
+            with translated(spec, self.script.get_heads()):
+                found = self._parse(spec, tuple(current))
+        except RelativeStepError as exc:
+            raise self._walk_error(spec, current) or exc from exc
+        relative = _relative_destination.fullmatch(spec) is not None
+        if relative and any(r is None for r in found):  # Alembic: the walk left the graph
+            raise self._walk_error(spec, current) or RelativeStepError(
+                f"{spec!r} walks past the end of the graph.", revision=spec
+            )
+        return tuple(self._by_id[r.revision] for r in found if r is not None and r != "base")
 
     def resolve_one(self, spec: str, current: Sequence[str]) -> RevisionInfo:
         """Exactly one revision; `base` means the root revision."""
         found = self.resolve(spec, current)
+        if not found and _relative_destination.fullmatch(spec):
+            raise self._walk_error(spec, current) or RevisionNotFoundError(
+                f"{spec!r} names no revision.", revision=spec
+            )
         if spec == "base" or spec.endswith("@base"):
             found = self._bases(spec)
         if len(found) > 1:
@@ -239,6 +257,17 @@ class RevisionGraph:
         if not found:
             raise RevisionNotFoundError(f"{spec!r} names no revision.", revision=spec)
         return found[0]
+
+    def _walk_error(self, spec: str, current: Sequence[str]) -> RelativeStepError | None:
+        """The relative step's fault in words ('walks past base: only 3 revisions below
+        head'), or None when Alembic's own message is all there is to say."""
+        match = _relative_destination.fullmatch(spec)
+        if match is None or abs(int(match.group(3))) > MAX_RELATIVE_STEPS:
+            return None  # refused before any walk: that refusal says it
+        detail = explain_walk(self.map, spec, tuple(current))
+        if detail is None:
+            return None
+        return RelativeStepError(detail, revision=spec, heads=list(self._heads))
 
     def _bases(self, spec: str) -> tuple[RevisionInfo, ...]:
         bases = [self._by_id[b] for b in self.script.get_bases()]
