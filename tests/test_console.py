@@ -328,6 +328,26 @@ def test_the_approvals_list_names_whom_a_bot_asked_for_and_links_each_decision(
     assert "another person must approve" in mine and "Review, then approve" not in mine
 
 
+def test_a_person_a_bot_asked_for_cannot_approve_it_in_the_console(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    bot, approver = secured.test_client(), secured.test_client()
+    asked = bot.post(
+        "/api/v1/databases/live/operations",
+        json={"action": "upgrade", "revision": "heads"},
+        headers={
+            "Authorization": f"Bearer {issued[1]['operator']}",
+            "X-On-Behalf-Of": "Approver (chat)",
+        },
+    )
+    page = f"/console/operations/{asked.json['id']}"
+    sign_in(approver, issued[1]["approver"])
+    assert '<span class="badge">yours</span>' in approver.get("/console/approvals").text
+    assert "another person must approve" in approver.get(page).text
+    refused = approver.post(page + "/approve", data={"csrf_token": csrf(approver, page)})
+    assert refused.status_code == 403 and "self-approval" in refused.text
+
+
 def test_review_and_upgrade_is_offered_only_to_tokens_that_may_upgrade(
     secured: Flask, issued: tuple[Path, dict[str, str]]
 ) -> None:
