@@ -531,3 +531,32 @@ def test_a_rejected_operation_says_it_never_ran_where_the_database_stays_and_why
     assert done.stdout == (
         "operation 2 rejected by alice (not on a Friday): never ran; one stays at 51000001\n"
     )
+
+
+def requested(url: str, operation_id: int) -> dict[str, object]:
+    """The details of the operation's `operation.requested` audit event."""
+    path = f"{url}/api/v1/audit-events?operation_id={operation_id}&action=operation.requested"
+    with urllib.request.urlopen(path, timeout=30) as response:
+        [event] = json.loads(response.read())
+    details: dict[str, object] = event["details"]
+    return details
+
+
+def test_a_change_can_acknowledge_lint_rules_and_accept_modified_revisions(
+    tmp_path: Path,
+) -> None:
+    with server(tmp_path, MIGCTL_SCRIPT_RESCAN_SECONDS="0") as url:
+        first = client(url, "upgrade", "one", "51000001", "--wait")
+        assert first.returncode == Exit.OK, first.stderr
+        revision = next((tmp_path / "slow" / "migrations" / "versions").glob("51000001*.py"))
+        revision.write_text(revision.read_text() + "# edited after it ran\n")
+        later = time.time() + 5
+        os.utime(revision, (later, later))
+        refused = client(url, "upgrade", "one", "52000002")
+        assert refused.returncode == Exit.REFUSED and "revisions-modified" in refused.stderr
+        rules = ("--acknowledge", "volatile-default", "--acknowledge", "adding-required-column")
+        accepted = client(url, "upgrade", "one", "52000002", "--accept-modified", *rules, "--wait")
+        assert accepted.returncode == Exit.OK, accepted.stderr
+        details = requested(url, 2)
+    assert details["accept_modified"] is True
+    assert details["acknowledged"] == ["volatile-default", "adding-required-column"]

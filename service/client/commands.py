@@ -98,6 +98,10 @@ def queue_change(args: argparse.Namespace, server: Server) -> int:
         body["reason"] = args.reason
     if getattr(args, "purge", False):
         body["purge"] = True
+    if args.acknowledge:
+        body["acknowledge"] = list(dict.fromkeys(args.acknowledge))
+    if args.accept_modified:
+        body["accept_modified"] = True
     key = args.idempotency_key or default_key(server.url, args.database, body, os.environ)
     path = f"/databases/{quote(args.database)}/operations"
     operation = server.call("POST", path, body=body, headers={"Idempotency-Key": key}).json()
