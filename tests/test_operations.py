@@ -258,10 +258,31 @@ def test_a_failing_revision_fails_the_operation_and_records_where_and_what(
     expected = ["n1000001"] if single_transaction else ["n3000003"]
     assert current(ini, database_url) == expected == failed["heads_after"]
     outcomes = [step["outcome"] for step in failed["steps"]]
-    assert outcomes == (["rolled_back"] * 2 if single_transaction else ["succeeded"] * 2)
+    earlier = ["rolled_back"] * 2 if single_transaction else ["succeeded"] * 2
+    assert outcomes == [*earlier, "failed"]
     assert "half_done" not in sa.inspect(sa.create_engine(database_url)).get_table_names()
     failures = events(client, action="operation.failed")
     assert failures[0]["details"]["heads_after"] == expected
+
+
+@pytest.mark.parametrize("per_migration", [True, False])
+def test_the_failing_revisions_step_is_listed_as_failed_with_its_sql_after_the_earlier_steps(
+    project: Callable[[str], Path], database_url: str, backend: str, per_migration: bool
+) -> None:
+    ini = with_failing_revision(project("nested_versions"), per_migration)
+    client = client_for(managed("db", ini, database_url))
+    alembic(ini, database_url, "upgrade", "n1000001")
+    queued = post(client, action="upgrade", revision="heads").json
+    assert run_next(client) == "failed"
+    steps = operation(client, queued["id"])["steps"]
+    assert [step["revision"] for step in steps] == ["n2000002", "n3000003", "n4000004"]
+    failed = steps[-1]
+    assert failed["outcome"] == "failed" and failed["position"] == 3
+    assert "half_done" in failed["sql"] and "no_such_table" in failed["sql"]
+    assert failed["statement_count"] == 2
+    rolled_back = backend == "postgresql" and not per_migration
+    earlier = "rolled_back" if rolled_back else "succeeded"
+    assert [step["outcome"] for step in steps[:2]] == [earlier, earlier]
 
 
 @pytest.mark.parametrize(

@@ -123,6 +123,7 @@ class RunningJob:
                 duration_ms=float(event["duration_ms"]),
                 statements=tuple(event["statements"]),
                 statement_count=int(event["statement_count"]),
+                outcome=StepOutcome(event.get("outcome", StepOutcome.SUCCEEDED)),
             )
         if kind in ("finished", "failed"):
             self.ended = True

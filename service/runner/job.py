@@ -74,6 +74,7 @@ class _Run:
         self.project, self.request, self.events = project, request, events
         self.sql: list[tuple[str, int]] = []
         self.current: tuple[int, MigrationStep, int] | None = None
+        self.step_began: tuple[dt.datetime, float] = (dt.datetime.now(dt.timezone.utc), 0.0)
         self.capture: Callable[..., None] = self._captured  # one object: listen() and contains()
         self.quiet = False  # statements of migctl's own (SET lock_timeout) belong to no step
         self.backend_pid: int | None = None
@@ -156,6 +157,7 @@ def _run_env(job: _Run, connection: Any) -> None:
         except BaseException as exc:  # a revision or env.py raised, exited or failed to import
             if job.current is None:
                 raise env_py_failure(exc, project.env_py) from None
+            _send_step(job, "failed")  # the step that raised is in `steps` too, with its SQL
             raise _step_failure(job, exc, connection) from None
 
 
@@ -202,21 +204,29 @@ def _bound_waits(job: _Run, connection: Any) -> None:
 
 def _each_step(job: _Run, steps: Sequence[MigrationStep]) -> Iterator[MigrationStep]:
     for position, step in enumerate(steps, start=1):
-        started, mark = time.perf_counter(), 0 if position == 1 else len(job.sql)
-        at = dt.datetime.now(dt.timezone.utc)
-        job.current = (position, step, mark)
+        job.step_began = (dt.datetime.now(dt.timezone.utc), time.perf_counter())
+        job.current = (position, step, 0 if position == 1 else len(job.sql))
         yield step  # Alembic runs the revision and moves the version table, then resumes us
-        statements = job.sql[mark:]
-        job.send(
-            "step",
-            position=position,
-            revision=step_revision(step),
-            direction=step_direction(step),
-            started_at=at.isoformat(),
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            statements=[_shown(text, count) for text, count in statements],
-            statement_count=sum(count for _text, count in statements),
-        )
+        _send_step(job, "succeeded")
+
+
+def _send_step(job: _Run, outcome: str) -> None:
+    """Report the current step: it ran (`succeeded`), or raised (`failed`)."""
+    assert job.current is not None
+    position, step, mark = job.current
+    at, started = job.step_began
+    statements = job.sql[mark:]
+    job.send(
+        "step",
+        position=position,
+        revision=step_revision(step),
+        direction=step_direction(step),
+        started_at=at.isoformat(),
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        statements=[_shown(text, count) for text, count in statements],
+        statement_count=sum(count for _text, count in statements),
+        outcome=outcome,
+    )
 
 
 def _shown(statement: str, rows: int) -> str:

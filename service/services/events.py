@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 
+from service.lifecycle import StepOutcome
 from service.store import events as store
 from service.store import operations as ops
 from service.store.db import utcnow
@@ -38,20 +40,50 @@ def emit(
     if record is None:
         return
     payload = {**snapshot(connection, record), "step": dict(step) if step else None}
+    _append(connection, record, kind, payload, utcnow())
+
+
+def steps_moved(
+    connection: sa.Connection,
+    operation_id: int,
+    finished: Mapping[str, Any] | None,
+    next_begins: bool = True,
+) -> None:
+    """A step finished (if given) and, steps running back to back, the next one began (not
+    after a failed step: it was the last to run); both from one read of the operation."""
+    record = ops.get(connection, operation_id)
+    if record is None:
+        return
+    state = snapshot(connection, record)
+    now = utcnow()
+    if finished is not None:
+        _append(connection, record, STEP_FINISHED, {**state, "step": dict(finished)}, now)
+    if next_begins and state["done"] < state["total"]:
+        following = {"position": state["done"] + 1, **record.planned_steps[state["done"]]}
+        _append(connection, record, STEP_STARTED, {**state, "step": following}, now)
+
+
+def _append(
+    connection: sa.Connection,
+    record: OperationRecord,
+    kind: str,
+    payload: dict[str, Any],
+    now: dt.datetime,
+) -> None:
     store.append(
         connection,
         operation_id=record.id,
         database=record.database,
         kind=kind,
         payload=payload,
-        now=utcnow(),
+        now=now,
     )
 
 
 def snapshot(connection: sa.Connection, record: OperationRecord) -> dict[str, Any]:
     """Status, counts and the estimated seconds left (None when a remaining revision has
     never run on any database, or nothing is left)."""
-    done = ops.count_steps(connection, record.id)
+    done = ops.count_steps(connection, record.id, excluding=StepOutcome.FAILED)
     planned = [(s["revision"], s["direction"]) for s in record.planned_steps]
     remaining = planned[done:]
     means = _means(connection, record.id, planned)
@@ -67,17 +99,6 @@ def snapshot(connection: sa.Connection, record: OperationRecord) -> dict[str, An
         "eta_seconds": round(sum(means[s] for s in remaining), 3) if known else None,
         "error": _error(record),
     }
-
-
-def next_step(connection: sa.Connection, operation_id: int) -> dict[str, Any] | None:
-    """The planned step that runs next (steps run one after the other), if any."""
-    record = ops.get(connection, operation_id)
-    if record is None:
-        return None
-    done = ops.count_steps(connection, operation_id)
-    if done >= len(record.planned_steps):
-        return None
-    return {"position": done + 1, **record.planned_steps[done]}
 
 
 def _means(
