@@ -562,3 +562,22 @@ def test_a_change_can_acknowledge_lint_rules_and_accept_modified_revisions(
         details = requested(url, 2)
     assert details["accept_modified"] is True
     assert details["acknowledged"] == ["volatile-default", "adding-required-column"]
+
+
+def test_a_retried_step_says_it_got_back_the_operation_of_an_earlier_attempt(
+    tmp_path: Path,
+) -> None:
+    with server(tmp_path, "--no-worker") as url:
+        first = client(url, "upgrade", "one", GITHUB_RUN_ID="1001")
+        retried = client(url, "upgrade", "one", GITHUB_RUN_ID="1001")
+        keyed = client(url, "upgrade", "one", "--idempotency-key", "release-7")
+        keyed_again = client(url, "upgrade", "one", "--idempotency-key", "release-7")
+    assert "replayed" not in first.stderr and "replayed" not in keyed.stderr
+    assert retried.stdout.startswith("operation 1 queued")
+    assert retried.stderr == (
+        "migctl: replayed operation 1 from an earlier attempt of this run; "
+        "pass --idempotency-key to queue anew\n"
+    )
+    assert keyed_again.stderr == (
+        "migctl: replayed operation 2, queued earlier with Idempotency-Key release-7\n"
+    )
