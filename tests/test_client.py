@@ -581,3 +581,25 @@ def test_a_retried_step_says_it_got_back_the_operation_of_an_earlier_attempt(
     assert keyed_again.stderr == (
         "migctl: replayed operation 2, queued earlier with Idempotency-Key release-7\n"
     )
+
+
+def test_a_wait_that_polls_says_too_that_the_operation_awaits_approval_then_who_approved(
+    tmp_path: Path,
+) -> None:
+    environ, tokens = approval_server(tmp_path)
+    environ["MIGCTL_MAX_STREAMS"] = "0"  # every stream refused: the client polls
+    with served_process(tmp_path, environ, "--workers", "1") as url:
+        wait_for(f"{url}/health/live")
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(
+                client, url, "upgrade", "one", "--wait", MIGCTL_TOKEN=tokens["ci"]
+            )
+            awaiting_approval(url, tokens["ci"])
+            time.sleep(1)  # the client's first poll
+            approve(url, tokens["alice"], 1)
+            done = waiting.result()
+    assert done.returncode == Exit.OK, done.stderr
+    lines = done.stderr.splitlines()
+    assert any(line.startswith("operation 1 awaits 1 approval from ") for line in lines), lines
+    assert "operation 1 approved by alice: queued" in lines
+    assert all(f"[{n}/3] {rev}" in done.stderr for n, rev in enumerate(SLOW, start=1))
