@@ -208,7 +208,7 @@ def _worker(args: argparse.Namespace) -> int:
 def _control_db_upgrade(_args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     _configure_logging(settings)
-    change = _upgrade_control_schema(settings)
+    change = _upgrade_control_schema(settings, log=False)  # said once, here
     print(f"{change} ({mask_url(settings.control_database_url.reveal())})")
     return 0
 
@@ -229,13 +229,13 @@ def _prepare_control_database(settings: Settings, wait: bool = False) -> None:
     until_done(upgrade, UNAVAILABLE, threading.Event(), outage, Backoff(first=0.5, cap=15.0))
 
 
-def _upgrade_control_schema(settings: Settings) -> SchemaChange:
+def _upgrade_control_schema(settings: Settings, log: bool = True) -> SchemaChange:
     from service.services.control import upgrade_control_schema
     from service.services.wiring import build_services
 
     services = build_services(settings)
     try:
-        return upgrade_control_schema(services.store)
+        return upgrade_control_schema(services.store, log=log)
     finally:
         services.close()
 

@@ -109,6 +109,15 @@ def test_control_db_upgrade_says_whether_it_created_upgraded_or_found_the_schema
     assert upgraded.stdout.startswith(f"control schema upgraded from 0001 to {HEAD} ")
 
 
+def test_control_db_upgrade_says_what_it_did_once_on_stdout_not_again_in_the_log(
+    tmp_path: Path,
+) -> None:
+    result = run_upgrade(f"sqlite:///{tmp_path / 'control.db'}")
+    assert result.returncode == 0, result.stderr
+    said = (result.stdout + result.stderr).count(f"control schema created at {HEAD}")
+    assert said == 1, (result.stdout, result.stderr)
+
+
 @pytest.mark.postgresql
 def test_control_db_upgrade_shows_a_postgresql_url_with_its_password_masked(
     postgres_server: Any,

@@ -34,8 +34,9 @@ class SchemaChange:
         return f"control schema upgraded from {', '.join(self.before)} to {after}"
 
 
-def upgrade_control_schema(store: ControlStore) -> SchemaChange:
-    """Bring the control schema to head; concurrent starters wait for each other."""
+def upgrade_control_schema(store: ControlStore, *, log: bool = True) -> SchemaChange:
+    """Bring the control schema to head; concurrent starters wait for each other. Logged
+    unless `log` is false (`migctl control-db upgrade` prints it instead)."""
     with store.engine.connect() as connection:
         if store.dialect == "postgresql":
             connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
@@ -48,7 +49,8 @@ def upgrade_control_schema(store: ControlStore) -> SchemaChange:
                     sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _SCHEMA_LOCK_KEY}
                 )
                 connection.commit()
-    logger.info("%s", change, extra={"action": "control_schema_upgraded"})
+    if log:
+        logger.info("%s", change, extra={"action": "control_schema_upgraded"})
     return change
 
 
