@@ -197,3 +197,12 @@ def test_declared_query_parameters_are_still_accepted(app: Flask) -> None:
     assert client.get("/api/v1/databases?page=1&page_size=5&environment=prod").status_code == 200
     assert client.get("/api/v1/operations?page_size=2&status=failed").status_code == 200
     assert client.get("/api/v1/audit-events?limit=2&actor=x").status_code == 200
+
+
+def test_the_readme_names_every_key_of_the_x_pagination_header(app: Flask) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    (line,) = [line for line in readme.splitlines() if "the X-Pagination header" in line]
+    said = readme[readme.index(line) :][:300]
+    pages = [json.loads(app.test_client().get("/api/v1/databases").headers["X-Pagination"])]
+    keys = {"previous_page", "next_page"}.union(*pages)
+    assert all(key in said for key in keys), (keys, said)
