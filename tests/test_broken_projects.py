@@ -161,3 +161,18 @@ def test_readiness_names_an_env_py_with_a_syntax_error_without_running_it(
     status = client.get("/api/v1/databases/dev/status")
     assert status.status_code == 503 and status.json["path"] == "migrations/env.py"
     assert status.json["line"]
+
+
+def test_readiness_remembers_an_env_py_that_failed_when_run_until_its_files_change(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    client = broken_and_linear(project, make_database, "env_exits")
+    assert client.get("/health/ready").json["status"] == "ready"  # env.py has not run yet
+    assert client.get("/api/v1/databases/broken/status").status_code == 503
+    response = client.get("/health/ready")
+    assert response.status_code == 200 and response.json["status"] == "degraded"
+    (failing,) = [check for check in response.json["checks"] if not check["ok"]]
+    assert failing["name"] == "project:broken" and "SystemExit: 3" in failing["detail"]
+    env_py = project("env_exits").parent / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text().replace("sys.exit(3)", "pass"))
+    assert client.get("/health/ready").json["status"] == "ready"

@@ -47,6 +47,7 @@ class DatabaseState:
         self._no_driver = False  # migctl cannot open this URL itself: the runner reads it
         self._lock = threading.Lock()
         self._discovered: tuple[str, VersionTable] | None = None
+        self._env_py_failed: tuple[str, MigctlError] | None = None
 
     def current_heads(self, graph: RevisionGraph) -> tuple[str, ...]:
         """The version table's rows; () for a database that has none (nothing is created)."""
@@ -54,10 +55,28 @@ class DatabaseState:
             return ()
         discovered = self._discovered
         if discovered is None or discovered[0] != graph.signature:
-            heads, table = self._discover(graph)
+            heads, table = self._discover_remembering_failure(graph)
             self._discovered = (graph.signature, table)
             return heads
         return self._read_heads(discovered[1])
+
+    def env_py_failure(self, graph: RevisionGraph) -> MigctlError | None:
+        """How env.py failed the last time it ran for this database, while the project's
+        files are unchanged (readiness reports it without running env.py again)."""
+        failed = self._env_py_failed
+        return failed[1] if failed is not None and failed[0] == graph.signature else None
+
+    def _discover_remembering_failure(
+        self, graph: RevisionGraph
+    ) -> tuple[tuple[str, ...], VersionTable]:
+        try:
+            found = self._discover(graph)
+        except MigctlError as exc:
+            if exc.code == "project-unavailable":
+                self._env_py_failed = (graph.signature, exc)
+            raise
+        self._env_py_failed = None
+        return found
 
     @property
     def version_table(self) -> VersionTable | None:

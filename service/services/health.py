@@ -113,8 +113,14 @@ def _last_seen(worker: WorkerRecord, now: dt.datetime) -> str:
 
 
 def _project_check(registry: Registry, name: str) -> Check:
+    """The project loads (its revisions import, its env.py compiles), and env.py did not
+    fail the last time it ran for this database: never run here, only remembered."""
+    managed = registry.get(name)
     try:
-        registry.get(name).graph()
+        graph = managed.graph()
     except MigctlError as exc:
         return Check(f"project:{name}", False, exc.code, exc.detail, database=name)
+    failed = managed.state.env_py_failure(graph)
+    if failed is not None:
+        return Check(f"project:{name}", False, failed.code, failed.detail, database=name)
     return Check(f"project:{name}", True, database=name)
