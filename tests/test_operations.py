@@ -188,6 +188,15 @@ def test_bad_requests_are_refused_with_a_problem_and_an_audit_event(
         assert events(client, action="operation.refused")[0]["details"]["code"] == code
 
 
+def test_a_relative_step_an_operation_cannot_walk_says_where_it_fails(
+    linear: tuple[FlaskClient, Path, str],
+) -> None:
+    client, _, _ = linear
+    response = post(client, action="upgrade", revision="+9")
+    assert response.json["code"] == "invalid-relative-step"
+    assert "walks past the head: only 4 revisions above base" in response.json["detail"]
+
+
 def test_an_unknown_database_is_404_and_audited(linear: tuple[FlaskClient, Path, str]) -> None:
     client, _, _ = linear
     response = post(client, db="nope", action="upgrade", revision="heads")

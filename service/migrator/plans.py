@@ -8,7 +8,7 @@ from typing import Any
 from alembic.runtime.migration import MigrationStep, StampStep
 from alembic.script.revision import _relative_destination
 
-from service.errors import MultipleHeadsError
+from service.errors import MultipleHeadsError, RelativeStepError
 from service.migrator.scripts import RevisionGraph, translated
 
 
@@ -22,13 +22,16 @@ def plan_steps(
     """
     script, heads = graph.script, start or tuple(graph.script.get_heads())
     current: Any = start  # Alembic's commands pass the heads tuple; its hints say str
-    with translated(to, heads):
-        if action == "upgrade":
-            return list(script._upgrade_revs(to, current))
-        if action == "downgrade":
-            _refuse_relative_downgrade_from_several_heads(to, start)
-            return list(script._downgrade_revs(to, current))
-        return list(script._stamp_revs(tuple(to.split(",")), current))
+    try:
+        with translated(to, heads):
+            if action == "upgrade":
+                return list(script._upgrade_revs(to, current))
+            if action == "downgrade":
+                _refuse_relative_downgrade_from_several_heads(to, start)
+                return list(script._downgrade_revs(to, current))
+            return list(script._stamp_revs(tuple(to.split(",")), current))
+    except RelativeStepError as exc:
+        raise graph.walk_error(to, start) or exc from exc
 
 
 def _refuse_relative_downgrade_from_several_heads(to: str, start: Sequence[str]) -> None:

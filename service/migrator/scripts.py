@@ -210,7 +210,7 @@ class RevisionGraph:
                 with translated(to, self.script.get_heads()):
                     steps = list(self.map.iterate_revisions(to, key[0], implicit_base=True))
             except RelativeStepError as exc:
-                raise self._walk_error(to, current) or exc from exc
+                raise self.walk_error(to, current) or exc from exc
             plan = tuple(self._by_id[step.revision] for step in reversed(steps))
             if len(self._plans) >= _PLANS_KEPT:
                 self._plans.clear()
@@ -230,10 +230,10 @@ class RevisionGraph:
             with translated(spec, self.script.get_heads()):
                 found = self._parse(spec, tuple(current))
         except RelativeStepError as exc:
-            raise self._walk_error(spec, current) or exc from exc
+            raise self.walk_error(spec, current) or exc from exc
         relative = _relative_destination.fullmatch(spec) is not None
         if relative and any(r is None for r in found):  # Alembic: the walk left the graph
-            raise self._walk_error(spec, current) or RelativeStepError(
+            raise self.walk_error(spec, current) or RelativeStepError(
                 f"{spec!r} walks past the end of the graph.", revision=spec
             )
         return tuple(self._by_id[r.revision] for r in found if r is not None and r != "base")
@@ -242,7 +242,7 @@ class RevisionGraph:
         """Exactly one revision; `base` means the root revision."""
         found = self.resolve(spec, current)
         if not found and _relative_destination.fullmatch(spec):
-            raise self._walk_error(spec, current) or RevisionNotFoundError(
+            raise self.walk_error(spec, current) or RevisionNotFoundError(
                 f"{spec!r} names no revision.", revision=spec
             )
         if spec == "base" or spec.endswith("@base"):
@@ -258,7 +258,7 @@ class RevisionGraph:
             raise RevisionNotFoundError(f"{spec!r} names no revision.", revision=spec)
         return found[0]
 
-    def _walk_error(self, spec: str, current: Sequence[str]) -> RelativeStepError | None:
+    def walk_error(self, spec: str, current: Sequence[str]) -> RelativeStepError | None:
         """The relative step's fault in words ('walks past base: only 3 revisions below
         head'), or None when Alembic's own message is all there is to say."""
         match = _relative_destination.fullmatch(spec)
