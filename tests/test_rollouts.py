@@ -103,8 +103,35 @@ def test_a_failure_stops_the_rollout_and_the_databases_after_it_are_never_touche
     )
 
     assert body["status"] == "failed"
-    assert [t["state"] for t in body["targets"]] == ["succeeded", "failed", "pending", "pending"]
+    assert [t["state"] for t in body["targets"]] == ["succeeded", "failed", "skipped", "skipped"]
     assert heads(urls[2]) == [] and heads(urls[3]) == []
+    why = "rollout failed after 1 failure(s) (db1), more than max_failures 0"
+    assert body["targets"][3]["problem"] == {"code": "rollout-stopped", "detail": why}
+
+
+def broken(url: str) -> None:
+    """Its first migration creates this table: it fails there."""
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE account (id INTEGER PRIMARY KEY)"))
+    engine.dispose()
+
+
+def test_when_the_canary_fails_the_databases_never_queued_say_skipped_with_the_reason(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    urls = [make_database() for _ in range(3)]
+    broken(urls[0])
+    client = fleet_client(project("linear"), urls)
+
+    body = run_rollout(client, start(client, canary=1, max_parallel=3).json["id"])
+
+    assert body["status"] == "failed"
+    assert body["totals"] == {"failed": 1, "skipped": 2}
+    assert [t["state"] for t in body["targets"]] == ["failed", "skipped", "skipped"]
+    reason = {"code": "rollout-stopped", "detail": "rollout failed at canary db0"}
+    assert [t["problem"] for t in body["targets"][1:]] == [reason, reason]
+    assert heads(urls[1]) == [] and heads(urls[2]) == []
 
 
 def test_max_failures_lets_a_rollout_go_past_a_failure_and_end_failed(
@@ -136,7 +163,11 @@ def test_a_paused_rollout_queues_nothing_until_resumed_and_a_cancelled_one_stays
     assert rollout_runs.advance_all(services, "w", 30) == 1
     cancelled = client.post(f"/api/v1/rollouts/{rollout_id}/cancel").json
     assert cancelled["status"] == "cancelled"
-    assert [t["state"] for t in cancelled["targets"]] == ["cancelled", "pending"]
+    assert [t["state"] for t in cancelled["targets"]] == ["cancelled", "skipped"]
+    assert cancelled["totals"] == {"cancelled": 1, "skipped": 1}
+    skipped = cancelled["targets"][1]["problem"]
+    assert skipped["code"] == "rollout-stopped"
+    assert skipped["detail"].startswith("rollout cancelled by ")
     actions = [(e["action"], e["outcome"]) for e in client.get("/api/v1/audit-events").json]
     assert ("operation.cancelled", "cancelled") in actions
     assert ("rollout.cancelled", "accepted") in actions

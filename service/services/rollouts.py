@@ -17,6 +17,7 @@ from service.errors import (
     OperationConflictError,
     RolloutConflictError,
     RolloutNotFoundError,
+    RolloutStoppedError,
 )
 from service.lifecycle import FINISHED, ROLLOUT_TRANSITIONS, RolloutStatus
 from service.services import audit as audit_service
@@ -68,6 +69,13 @@ def target_state(target: TargetRecord) -> str:
     if target.operation_status is not None:
         return target.operation_status
     return "skipped" if target.problem_code else "pending"
+
+
+def target_problem(target: TargetRecord) -> dict[str, str | None] | None:
+    """Why a target was not queued (its refusal, or the rollout ended first), else None."""
+    if target.problem_code:
+        return {"code": target.problem_code, "detail": target.problem_detail}
+    return None
 
 
 def selected(registry: Registry, selector: Selector) -> list[str]:
@@ -210,6 +218,9 @@ def change_rollout(
         outcome = "accepted" if moved else "refused"
         audit.append(connection, _event(context, rollout_id, _CHANGES[target], names, outcome))
         waiting = rollouts.waiting_operations(connection, rollout_id) if moved else []
+        if moved and target == RolloutStatus.CANCELLED:
+            why = f"rollout cancelled by {context.actor}"
+            rollouts.skip_unqueued(connection, rollout_id, RolloutStoppedError.code, why)
         if moved and target == RolloutStatus.RUNNING:
             ops.notify_queued(connection)
     if target == RolloutStatus.CANCELLED:

@@ -209,6 +209,19 @@ def set_problem(connection: sa.Connection, target_id: int, code: str, detail: st
     )
 
 
+def skip_unqueued(connection: sa.Connection, rollout_id: int, code: str, detail: str) -> None:
+    """Give every target of an ended rollout that never had an operation (nor a problem) why."""
+    connection.execute(
+        rollout_targets.update()
+        .where(
+            rollout_targets.c.rollout_id == rollout_id,
+            rollout_targets.c.operation_id.is_(None),
+            rollout_targets.c.problem_code.is_(None),
+        )
+        .values(problem_code=code, problem_detail=detail)
+    )
+
+
 def waiting_operations(connection: sa.Connection, rollout_id: int) -> list[tuple[int, str]]:
     """(id, status) of its operations not yet running: queued or awaiting approval."""
     waiting = (Status.QUEUED, Status.AWAITING_APPROVAL)

@@ -70,7 +70,11 @@ class TargetSchema(ma.Schema):
     )
     operation_id = ma.fields.Integer(allow_none=True)
     problem = ma.fields.Function(
-        lambda t: {"code": t.problem_code, "detail": t.problem_detail} if t.problem_code else None
+        service.target_problem,
+        metadata={
+            "description": "Why it was skipped (`rollout-stopped`: the rollout ended first); "
+            "null otherwise"
+        },
     )
     started_at = ma.fields.DateTime(allow_none=True)
     finished_at = ma.fields.DateTime(allow_none=True)
