@@ -533,3 +533,24 @@ def test_a_rejected_operation_says_it_never_ran_where_the_database_stays_and_why
     assert done.stdout == (
         "operation 2 rejected by alice (not on a Friday): never ran; one stays at 51000001\n"
     )
+
+
+def test_an_operation_found_stale_at_approval_tells_its_requester_to_ask_again(
+    tmp_path: Path,
+) -> None:
+    environ, tokens = approval_server(tmp_path)
+    with served_process(tmp_path, environ, "--workers", "1") as url:
+        wait_for(f"{url}/health/live")
+        client(url, "upgrade", "one", "51000001", MIGCTL_TOKEN=tokens["ci"])
+        client(url, "upgrade", "one", "51000001", MIGCTL_TOKEN=tokens["ci"])
+        approve(url, tokens["alice"], 1)
+        assert client(url, "wait", "1", MIGCTL_TOKEN=tokens["ci"]).returncode == Exit.OK
+        with pytest.raises(urllib.error.HTTPError) as stale:
+            approve(url, tokens["alice"], 2)
+        stale.value.close()
+        done = client(url, "wait", "2", MIGCTL_TOKEN=tokens["ci"])
+    assert stale.value.code == 409
+    assert done.returncode == Exit.STOPPED, done.stderr
+    assert done.stdout == (
+        "operation 2 expired (approval-stale: request it again): never ran; one stays at 51000001\n"
+    )

@@ -305,6 +305,59 @@ def test_a_second_person_approves_while_the_requester_is_refused(
     assert 'data-status="queued"' in decided and "approved</span> by approver" in decided
 
 
+def test_the_approvals_list_names_whom_a_bot_asked_for_and_links_each_decision(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    bot, approver, requester = (secured.test_client() for _ in range(3))
+    asked = bot.post(
+        "/api/v1/databases/live/operations",
+        json={"action": "upgrade", "revision": "heads"},
+        headers={
+            "Authorization": f"Bearer {issued[1]['operator']}",
+            "X-On-Behalf-Of": "alice (chat)",
+        },
+    )
+    assert asked.status_code == 202, asked.json
+    page = f"/console/operations/{asked.json['id']}"
+    sign_in(approver, issued[1]["approver"])
+    waiting = approver.get("/console/approvals").text
+    assert "operator for alice (chat)" in waiting
+    assert f'href="{page}#approval-title">Review, then approve or reject</a>' in waiting
+    sign_in(requester, issued[1]["operator"])
+    mine = requester.get("/console/approvals").text
+    assert "another person must approve" in mine and "Review, then approve" not in mine
+
+
+def test_a_person_a_bot_asked_for_cannot_approve_it_in_the_console(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    bot, approver = secured.test_client(), secured.test_client()
+    asked = bot.post(
+        "/api/v1/databases/live/operations",
+        json={"action": "upgrade", "revision": "heads"},
+        headers={
+            "Authorization": f"Bearer {issued[1]['operator']}",
+            "X-On-Behalf-Of": "Approver (chat)",
+        },
+    )
+    page = f"/console/operations/{asked.json['id']}"
+    sign_in(approver, issued[1]["approver"])
+    assert '<span class="badge">yours</span>' in approver.get("/console/approvals").text
+    assert "another person must approve" in approver.get(page).text
+    refused = approver.post(page + "/approve", data={"csrf_token": csrf(approver, page)})
+    assert refused.status_code == 403 and "self-approval" in refused.text
+
+
+def test_review_and_upgrade_is_offered_only_to_tokens_that_may_upgrade(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    viewer, operator = secured.test_client(), secured.test_client()
+    sign_in(viewer, issued[1]["viewer"])
+    sign_in(operator, issued[1]["operator"])
+    assert "Review and upgrade" not in viewer.get("/console/databases/live").text
+    assert "Review and upgrade" in operator.get("/console/databases/live").text
+
+
 def test_a_rejection_needs_a_reason_and_ends_the_operation(
     secured: Flask, issued: tuple[Path, dict[str, str]]
 ) -> None:

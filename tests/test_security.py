@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -304,6 +305,33 @@ def test_cors_is_off_by_default_and_allows_only_listed_origins(
     assert allowed.headers["Access-Control-Allow-Origin"] == "https://portal.example"
     other = client.get("/api/v1/databases", headers={**headers, "Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def _documented_response_headers() -> set[str]:
+    spec = json.loads((Path(__file__).parent.parent / "openapi" / "openapi.json").read_text())
+    responses = [
+        response
+        for item in spec["paths"].values()
+        for operation in item.values()
+        if isinstance(operation, dict)
+        for response in operation.get("responses", {}).values()
+    ]
+    responses += spec["components"]["responses"].values()
+    return {name for response in responses for name in response.get("headers", {})}
+
+
+def test_a_browser_client_may_read_every_response_header_the_spec_documents(
+    secured: Callable[..., FlaskClient], tokens: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured(cors_origins=("https://portal.example",))
+    headers = {**bearer(tokens[1]["viewer"]), "Origin": "https://portal.example"}
+    response = client.get("/api/v1/databases", headers=headers)
+    exposed = {
+        name.strip() for name in response.headers["Access-Control-Expose-Headers"].split(",")
+    }
+    documented = _documented_response_headers()
+    assert {"Retry-After", "X-Pagination", "ETag", "Location"} <= documented
+    assert documented | {"X-Request-ID"} <= exposed
 
 
 PASSWORD = "pw-Zq81vTn3"

@@ -144,7 +144,7 @@ def _outcome(server: Server, operation: Mapping[str, Any], timed_out: bool, time
         )
     if operation.get("started_at") is None and operation["status"] in NEVER_RAN:
         return (
-            f"{name} {operation['status']}{_rejection(operation)}: never ran; "
+            f"{name} {operation['status']}{_rejection(operation)}{_stale(operation)}: never ran; "
             f"{operation['database']} stays at {_current(server, operation['database'])}"
         )
     heads = ", ".join(operation.get("heads_after") or []) or "base"
@@ -159,6 +159,12 @@ def _rejection(operation: Mapping[str, Any]) -> str:
             reason = f" ({approval['reason']})" if approval.get("reason") else ""
             return f" by {approval.get('actor')}{reason}"
     return ""
+
+
+def _stale(operation: Mapping[str, Any]) -> str:
+    """` (approval-stale: request it again)` for one that changed before its approval."""
+    error = operation.get("error") or {}
+    return f" ({error['code']}: request it again)" if error.get("code") == "approval-stale" else ""
 
 
 def _current(server: Server, database: str) -> str:
