@@ -106,6 +106,8 @@ def test_a_failure_stops_the_rollout_and_the_databases_after_it_are_never_touche
     assert [t["state"] for t in body["targets"]] == ["succeeded", "failed", "skipped", "skipped"]
     assert heads(urls[2]) == [] and heads(urls[3]) == []
     why = "rollout failed after 1 failure(s) (db1), more than max_failures 0"
+    failed = body["targets"][1]["problem"]
+    assert failed["code"] == "migration-failed" and "account" in failed["detail"]
     assert body["targets"][3]["problem"] == {"code": "rollout-stopped", "detail": why}
 
 
@@ -259,3 +261,16 @@ def test_an_operation_queued_while_its_rollout_was_being_cancelled_is_cancelled_
 
     body = client.get(f"/api/v1/rollouts/{rollout_id}").json
     assert body["status"] == "cancelled" and body["totals"] == {"cancelled": 1}
+
+
+def test_a_database_whose_operation_is_refused_shows_the_refusal_as_its_problem(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    client = fleet_client(project("linear"), [make_database() for _ in range(2)])
+
+    body = run_rollout(client, start(client, revision="ffffffff").json["id"])
+
+    assert body["status"] == "failed" and body["totals"] == {"skipped": 2}
+    refused, stopped = (t["problem"] for t in body["targets"])
+    assert refused["code"] == "revision-not-found" and "ffffffff" in refused["detail"]
+    assert stopped["code"] == "rollout-stopped"

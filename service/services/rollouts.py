@@ -72,9 +72,12 @@ def target_state(target: TargetRecord) -> str:
 
 
 def target_problem(target: TargetRecord) -> dict[str, str | None] | None:
-    """Why a target was not queued (its refusal, or the rollout ended first), else None."""
+    """Why a target was not queued (its refusal, or the rollout ended first), else its
+    operation's error code and message, else None."""
     if target.problem_code:
         return {"code": target.problem_code, "detail": target.problem_detail}
+    if target.operation_error:
+        return {"code": target.operation_error, "detail": target.operation_message}
     return None
 
 

@@ -27,6 +27,7 @@ class TargetRecord:
     problem_detail: str | None
     operation_status: str | None
     operation_error: str | None  # its error code when it failed
+    operation_message: str | None  # and its error message
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     attempts: int  # operations queued for it so far (more than one after an interruption)
@@ -94,6 +95,7 @@ def _targets(connection: sa.Connection, rollout_id: int) -> list[TargetRecord]:
             rollout_targets,
             operations.c.status.label("operation_status"),
             operations.c.error_code.label("operation_error"),
+            operations.c.error_message.label("operation_message"),
             operations.c.started_at,
             operations.c.finished_at,
             sa.func.coalesce(attempts.c.attempts, 0).label("attempts"),

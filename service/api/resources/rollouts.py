@@ -72,8 +72,8 @@ class TargetSchema(ma.Schema):
     problem = ma.fields.Function(
         service.target_problem,
         metadata={
-            "description": "Why it was skipped (`rollout-stopped`: the rollout ended first); "
-            "null otherwise"
+            "description": "Why it was skipped (`rollout-stopped`: the rollout ended first), "
+            "or its operation's error code and message; null otherwise"
         },
     )
     started_at = ma.fields.DateTime(allow_none=True)
