@@ -554,3 +554,73 @@ def test_an_operation_found_stale_at_approval_tells_its_requester_to_ask_again(
     assert done.stdout == (
         "operation 2 expired (approval-stale: request it again): never ran; one stays at 51000001\n"
     )
+
+
+def requested(url: str, operation_id: int) -> dict[str, object]:
+    """The details of the operation's `operation.requested` audit event."""
+    path = f"{url}/api/v1/audit-events?operation_id={operation_id}&action=operation.requested"
+    with urllib.request.urlopen(path, timeout=30) as response:
+        [event] = json.loads(response.read())
+    details: dict[str, object] = event["details"]
+    return details
+
+
+def test_a_change_can_acknowledge_lint_rules_and_accept_modified_revisions(
+    tmp_path: Path,
+) -> None:
+    with server(tmp_path, MIGCTL_SCRIPT_RESCAN_SECONDS="0") as url:
+        first = client(url, "upgrade", "one", "51000001", "--wait")
+        assert first.returncode == Exit.OK, first.stderr
+        revision = next((tmp_path / "slow" / "migrations" / "versions").glob("51000001*.py"))
+        revision.write_text(revision.read_text() + "# edited after it ran\n")
+        later = time.time() + 5
+        os.utime(revision, (later, later))
+        refused = client(url, "upgrade", "one", "52000002")
+        assert refused.returncode == Exit.REFUSED and "revisions-modified" in refused.stderr
+        rules = ("--acknowledge", "volatile-default", "--acknowledge", "adding-required-column")
+        accepted = client(url, "upgrade", "one", "52000002", "--accept-modified", *rules, "--wait")
+        assert accepted.returncode == Exit.OK, accepted.stderr
+        details = requested(url, 2)
+    assert details["accept_modified"] is True
+    assert details["acknowledged"] == ["volatile-default", "adding-required-column"]
+
+
+def test_a_retried_step_says_it_got_back_the_operation_of_an_earlier_attempt(
+    tmp_path: Path,
+) -> None:
+    with server(tmp_path, "--no-worker") as url:
+        first = client(url, "upgrade", "one", GITHUB_RUN_ID="1001")
+        retried = client(url, "upgrade", "one", GITHUB_RUN_ID="1001")
+        keyed = client(url, "upgrade", "one", "--idempotency-key", "release-7")
+        keyed_again = client(url, "upgrade", "one", "--idempotency-key", "release-7")
+    assert "replayed" not in first.stderr and "replayed" not in keyed.stderr
+    assert retried.stdout.startswith("operation 1 queued")
+    assert retried.stderr == (
+        "migctl: replayed operation 1 from an earlier attempt of this run; "
+        "pass --idempotency-key to queue anew\n"
+    )
+    assert keyed_again.stderr == (
+        "migctl: replayed operation 2, queued earlier with Idempotency-Key release-7\n"
+    )
+
+
+def test_a_wait_that_polls_says_too_that_the_operation_awaits_approval_then_who_approved(
+    tmp_path: Path,
+) -> None:
+    environ, tokens = approval_server(tmp_path)
+    environ["MIGCTL_MAX_STREAMS"] = "0"  # every stream refused: the client polls
+    with served_process(tmp_path, environ, "--workers", "1") as url:
+        wait_for(f"{url}/health/live")
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(
+                client, url, "upgrade", "one", "--wait", MIGCTL_TOKEN=tokens["ci"]
+            )
+            awaiting_approval(url, tokens["ci"])
+            time.sleep(1)  # the client's first poll
+            approve(url, tokens["alice"], 1)
+            done = waiting.result()
+    assert done.returncode == Exit.OK, done.stderr
+    lines = done.stderr.splitlines()
+    assert any(line.startswith("operation 1 awaits 1 approval from ") for line in lines), lines
+    assert "operation 1 approved by alice: queued" in lines
+    assert all(f"[{n}/3] {rev}" in done.stderr for n, rev in enumerate(SLOW, start=1))

@@ -18,9 +18,9 @@ from typing import Any
 from service.client.approval import approval_note
 from service.client.exits import BY_STATUS, Exit
 from service.client.follow import follow
-from service.client.idempotency import default_key
+from service.client.idempotency import ci_run, default_key
 from service.client.progress import Reporter
-from service.client.transport import ClientError, Server, quote
+from service.client.transport import Answer, ClientError, Server, quote
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = 1800.0
@@ -98,9 +98,16 @@ def queue_change(args: argparse.Namespace, server: Server) -> int:
         body["reason"] = args.reason
     if getattr(args, "purge", False):
         body["purge"] = True
+    if args.acknowledge:
+        body["acknowledge"] = list(dict.fromkeys(args.acknowledge))
+    if args.accept_modified:
+        body["accept_modified"] = True
     key = args.idempotency_key or default_key(server.url, args.database, body, os.environ)
     path = f"/databases/{quote(args.database)}/operations"
-    operation = server.call("POST", path, body=body, headers={"Idempotency-Key": key}).json()
+    answer = server.call("POST", path, body=body, headers={"Idempotency-Key": key})
+    operation = answer.json()
+    if _replayed(answer, operation):
+        _say_replayed(operation["id"], key, derived=args.idempotency_key is None)
     if args.wait:
         return _await(args, server, operation)
     if args.output == "json":
@@ -108,6 +115,28 @@ def queue_change(args: argparse.Namespace, server: Server) -> int:
     else:
         print(f"operation {operation['id']} {operation['status']} (Idempotency-Key: {key})")
     return BY_STATUS.get(operation["status"], Exit.OK)
+
+
+def _replayed(answer: Answer, operation: Mapping[str, Any]) -> bool:
+    """Whether the server gave back an operation an earlier request queued: its record keeps
+    that request's id, while each answer carries its own (X-Request-ID)."""
+    ours = next((v for k, v in answer.headers.items() if k.lower() == "x-request-id"), None)
+    theirs = operation.get("request_id")
+    return bool(ours and theirs) and ours != theirs
+
+
+def _say_replayed(operation_id: int, key: str, derived: bool) -> None:
+    if derived and ci_run(os.environ):
+        line = (
+            f"replayed operation {operation_id} from an earlier attempt of this run; "
+            "pass --idempotency-key to queue anew"
+        )
+    else:
+        line = f"replayed operation {operation_id}, queued earlier with Idempotency-Key {key}"
+    github = os.environ.get("GITHUB_ACTIONS") == "true"
+    print(
+        f"::notice title=migctl: replayed::{line}" if github else f"migctl: {line}", file=sys.stderr
+    )
 
 
 def wait_operation(args: argparse.Namespace, server: Server) -> int:

@@ -116,6 +116,18 @@ def _change_parser(parser: argparse.ArgumentParser, action: str) -> None:
     )
     parser.add_argument("--reason", default=None, help="recorded with the operation")
     parser.add_argument(
+        "--acknowledge",
+        action="append",
+        default=None,
+        metavar="RULE",
+        help="queue despite this lint rule's findings under lint = block (admin; repeatable)",
+    )
+    parser.add_argument(
+        "--accept-modified",
+        action="store_true",
+        help="queue although applied revision files changed since they ran (admin)",
+    )
+    parser.add_argument(
         "--idempotency-key", default=None, help="default: from the request + CI run"
     )
     parser.add_argument("--wait", action="store_true", help="wait for the end, with progress")
