@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -274,3 +275,24 @@ def test_a_database_whose_operation_is_refused_shows_the_refusal_as_its_problem(
     refused, stopped = (t["problem"] for t in body["targets"])
     assert refused["code"] == "revision-not-found" and "ffffffff" in refused["detail"]
     assert stopped["code"] == "rollout-stopped"
+
+
+def test_rollouts_are_listed_newest_first_a_page_at_a_time_and_filtered_by_status(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    client = fleet_client(project("linear"), [make_database() for _ in range(2)])
+    first, second, third = (start(client, max_parallel=n).json["id"] for n in (1, 2, 3))
+    client.post(f"/api/v1/rollouts/{second}/cancel")
+
+    listed = client.get("/api/v1/rollouts")
+    assert listed.status_code == 200
+    assert [r["id"] for r in listed.json] == [third, second, first]
+    assert listed.json[0]["totals"] == {"pending": 2} and "targets" not in listed.json[0]
+    assert json.loads(listed.headers["X-Pagination"])["total"] == 3
+
+    page = client.get("/api/v1/rollouts", query_string={"page": 2, "page_size": 2}).json
+    assert [r["id"] for r in page] == [first]
+    cancelled = client.get("/api/v1/rollouts", query_string={"status": "cancelled"}).json
+    assert [(r["id"], r["status"]) for r in cancelled] == [(second, "cancelled")]
+    wrong = client.get("/api/v1/rollouts", query_string={"status": "lost"})
+    assert wrong.status_code == 422

@@ -178,6 +178,21 @@ def get_rollout(store: ControlStore, rollout_id: int, context: RequestContext) -
     return view(record)
 
 
+def list_rollouts(
+    store: ControlStore, status: str | None, context: RequestContext, first: int, last: int
+) -> tuple[list[RolloutView], int]:
+    """A page of rollouts, newest first; a scoped token sees those of its own fleet only."""
+    with store.transaction() as connection:
+        records, total = rollouts.list_page(
+            connection,
+            status=status,
+            databases=context.principal.databases,
+            first=first,
+            last=last,
+        )
+    return [view(record) for record in records], total
+
+
 def view(record: RolloutRecord) -> RolloutView:
     totals = Counter(target_state(t) for t in record.targets)
     return RolloutView(record, dict(sorted(totals.items())), _eta(record, totals))

@@ -113,6 +113,42 @@ def _targets(connection: sa.Connection, rollout_id: int) -> list[TargetRecord]:
     return found
 
 
+MAX_OFFSET = 2**31 - 1  # a page number far past the end must not overflow the driver
+
+
+def list_page(
+    connection: sa.Connection,
+    *,
+    status: str | None,
+    databases: frozenset[str] | None,
+    first: int,
+    last: int,
+) -> tuple[list[RolloutRecord], int]:
+    """Newest first, of `status` (None: any); only rollouts whose every database is one of
+    `databases` when it is given."""
+    conditions: list[sa.ColumnElement[bool]] = []
+    if status:
+        conditions.append(rollouts.c.status == status)
+    if databases is not None:
+        outside = sa.select(rollout_targets.c.id).where(
+            rollout_targets.c.rollout_id == rollouts.c.id,
+            rollout_targets.c.database.not_in(sorted(databases)),
+        )
+        conditions.append(~outside.exists())
+    total = connection.execute(
+        sa.select(sa.func.count()).select_from(rollouts).where(*conditions)
+    ).scalar_one()
+    query = (
+        sa.select(rollouts.c.id)
+        .where(*conditions)
+        .order_by(rollouts.c.id.desc())
+        .offset(min(first, MAX_OFFSET))
+        .limit(last - first + 1)
+    )
+    found = (get(connection, int(i)) for i in connection.execute(query).scalars())
+    return [record for record in found if record is not None], int(total)
+
+
 def find_by_idempotency_key(
     connection: sa.Connection, actor: str, key: str
 ) -> RolloutRecord | None:

@@ -80,7 +80,7 @@ class TargetSchema(ma.Schema):
     finished_at = ma.fields.DateTime(allow_none=True)
 
 
-class RolloutSchema(ma.Schema):
+class RolloutSummarySchema(ma.Schema):
     id = ma.fields.Integer(attribute="record.id")
     status = ma.fields.String(
         attribute="record.status", metadata={"description": ", ".join(RolloutStatus)}
@@ -101,11 +101,34 @@ class RolloutSchema(ma.Schema):
         allow_none=True,
         metadata={"description": "Mean operation time, times waves left; null at first"},
     )
+
+
+class RolloutSchema(RolloutSummarySchema):
     targets = ma.fields.List(ma.fields.Nested(TargetSchema), attribute="record.targets")
+
+
+class RolloutQueryArgsSchema(ma.Schema):
+    status = ma.fields.String(validate=ma.validate.OneOf(list(RolloutStatus)))
 
 
 @blp.route("/rollouts")
 class Rollouts(MethodView):
+    @blp.arguments(RolloutQueryArgsSchema, location="query")
+    @blp.response(200, RolloutSummarySchema(many=True))
+    @blp.paginate()
+    @blp.problems(503)
+    def get(self, args, pagination_parameters):
+        """List rollouts, newest first, with their totals per state (`status` filters)"""
+        views, total = service.list_rollouts(
+            control_store(),
+            args.get("status"),
+            request_context(),
+            first=pagination_parameters.first_item,
+            last=pagination_parameters.last_item,
+        )
+        pagination_parameters.item_count = total
+        return views
+
     @blp.arguments(RolloutCreateSchema)
     @blp.arguments(IdempotencyHeaderSchema, location="headers")
     @blp.response(202, RolloutSchema, headers={"Location": {"schema": {"type": "string"}}})
