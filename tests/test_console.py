@@ -421,6 +421,8 @@ def test_an_operation_page_streams_its_events_to_the_signed_in_browser(
     [
         "/console/operations/99999999999999999999",
         "/console/operations/7",
+        "/console/rollouts/99999999999999999999",
+        "/console/rollouts/7",
         "/console/databases/nope",
         "/console/databases/prod/revisions/nope",
         "/console/databases/prod/revisions/%00",
@@ -526,6 +528,7 @@ PAGES = [
     "/console/operations",
     "/console/audit",
     "/console/approvals",
+    "/console/rollouts",
 ]
 QUERY_KEYS = ["to", "dialect", "state", "environment", "label", "page", "before", "since"]
 
@@ -556,3 +559,22 @@ def test_the_database_page_says_whether_applied_files_changed(
     page = make_app().test_client().get("/console/databases/prod").text
     assert "Applied files" in page
     assert "7 applied outside migctl" in page
+
+
+def test_the_rollouts_page_lists_rollouts_and_links_each_to_its_databases_states(
+    make_app: Callable[..., Flask],
+) -> None:
+    client = make_app().test_client()
+    body = {"action": "upgrade", "revision": "heads", "selector": {"names": ["staging", "live"]}}
+    rollout_id = client.post("/api/v1/rollouts", json=body).json["id"]
+    client.post(f"/api/v1/rollouts/{rollout_id}/cancel")
+
+    listed = client.get("/console/rollouts?status=cancelled").text
+    assert f'href="/console/rollouts/{rollout_id}"' in listed and "2 skipped" in listed
+    assert (
+        f'href="/console/rollouts/{rollout_id}"'
+        not in client.get("/console/rollouts?status=running").text
+    )
+    page = client.get(f"/console/rollouts/{rollout_id}").text
+    assert 'href="/console/databases/staging"' in page and 'href="/console/databases/live"' in page
+    assert page.count("rollout-stopped") == 2 and "rollout cancelled by" in page

@@ -500,3 +500,18 @@ def test_an_unreadable_tokens_file_is_a_503_that_says_so_and_is_logged(
     assert str(path) in caplog.text  # the operator reads where in the log
     write_tokens(path, issued)
     assert client.get("/api/v1/databases", headers=bearer(issued["admin"])).status_code == 200
+
+
+def test_a_scoped_token_lists_only_the_rollouts_of_its_own_databases(
+    secured: Callable[..., FlaskClient], tokens: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured()
+    admin, scoped = bearer(tokens[1]["admin"]), bearer(tokens[1]["scoped"])
+    body = {"action": "upgrade", "revision": "heads"}
+    both = {**body, "selector": {"names": ["prod", "staging"]}}
+    mine = {**body, "selector": {"names": ["staging"]}}
+    client.post("/api/v1/rollouts", json=both, headers=admin)
+    own = client.post("/api/v1/rollouts", json=mine, headers=admin).json["id"]
+
+    assert len(client.get("/api/v1/rollouts", headers=admin).json) == 2
+    assert [r["id"] for r in client.get("/api/v1/rollouts", headers=scoped).json] == [own]

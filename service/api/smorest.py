@@ -73,6 +73,8 @@ class ProblemSchema(ma.Schema):
     line = ma.fields.Integer(allow_none=True, metadata={"description": "Line in that file"})
     operation_id = ma.fields.Integer(metadata={"description": "The operation concerned"})
     operation_status = ma.fields.String(metadata={"description": "Its status now"})
+    rollout_id = ma.fields.Integer(metadata={"description": "The rollout concerned"})
+    rollout_status = ma.fields.String(metadata={"description": "The rollout's status now"})
     expected_current = ma.fields.List(ma.fields.String(), metadata={"description": "As asked"})
     current = ma.fields.List(ma.fields.String(), metadata={"description": "As recorded"})
     permission = ma.fields.String(metadata={"description": "The permission the token lacks"})
