@@ -10,6 +10,7 @@ from service.errors import MigctlError
 from service.retrying import Outage
 from service.services import fleet
 from service.services.control import DATABASE_ERRORS
+from service.services.registry import Registry
 from service.services.wiring import Services
 
 logger = logging.getLogger(__name__)
@@ -21,11 +22,14 @@ class StateRefresher:
     """Rereads each database at most every `state_refresh_seconds`, and after each operation.
 
     Its own thread: reading a large fleet takes seconds, and claiming must not wait on it.
+    Its own runners too: a read may run env.py (to find the version table), and a hanging
+    env.py must not keep a job from starting in the runner it would share.
     Several workers may overlap on a database; the row they write is the same either way.
     """
 
     def __init__(self, services: Services, worker_id: str) -> None:
         self.services = services
+        self.registry = Registry(services.settings)
         self.max_age = services.settings.state_refresh_seconds
         self.outage = Outage(logger, f"worker {worker_id}: state refresh", logging.WARNING)
         self._halt = threading.Event()
@@ -43,11 +47,12 @@ class StateRefresher:
     ) -> None:
         self._halt.set()
         self._thread.join()
+        self.registry.close()
 
     def _loop(self) -> None:
         while not self._halt.is_set():
             try:
-                fleet.refresh_states(self.services.registry, self.services.store, self.max_age)
+                fleet.refresh_states(self.registry, self.services.store, self.max_age)
             except TROUBLE as exc:
                 self.outage.failed(exc)
             else:
