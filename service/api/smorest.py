@@ -89,6 +89,11 @@ class ProblemSchema(ma.Schema):
     )
     holder = ma.fields.Dict(metadata={"description": "The session holding the lock"})
     lease = ma.fields.Dict(metadata={"description": "The lease holding the lock"})
+    # Rollouts and webhooks (rollout-not-found, rollout-conflict, webhook-not-found).
+    rollout_id = ma.fields.Integer(metadata={"description": "The rollout concerned"})
+    rollout_status = ma.fields.String(metadata={"description": "The rollout's status now"})
+    webhook = ma.fields.String(metadata={"description": "The webhook named in the request"})
+    delivery_id = ma.fields.Integer(metadata={"description": "The delivery named in the request"})
 
 
 class CommonProblems(BasePlugin):
