@@ -23,7 +23,7 @@ from service.cli_tokens import add_token_commands
 from service.client.parser import add_client_commands
 from service.errors import ConfigError, MigctlError
 from service.secrets import mask_url
-from service.settings import METRICS_DIR, Settings
+from service.settings import KNOWN_VARIABLES, METRICS_DIR, Settings
 
 if TYPE_CHECKING:
     from service.services.control import SchemaChange
@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(run=_worker)
     add_token_commands(commands)
-    add_client_commands(commands)
+    add_client_commands(commands, known=KNOWN_VARIABLES)
     control_db = commands.add_parser("control-db", help="migctl's own database: upgrade")
     control_db_commands = control_db.add_subparsers(
         required=True, metavar="ACTION", title="actions"

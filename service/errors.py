@@ -205,6 +205,13 @@ class EmptySelectionError(MigctlError):
     advice = "fix the selector (names, environment, labels)"
 
 
+class RolloutStoppedError(MigctlError):
+    """The rollout ended (failed or cancelled) before this database's operation was queued."""
+
+    code = "rollout-stopped"
+    advice = "see the rollout's failed targets; start a new rollout for the rest"
+
+
 class PreconditionFailedError(MigctlError):
     """The database's current revisions are not the `expected_current` the request named."""
 

@@ -56,7 +56,9 @@ FINISHED = frozenset(
 TRANSITIONS: dict[tuple[Status, Status], str] = {
     (Status.AWAITING_APPROVAL, Status.QUEUED): "its last required approval is given",
     (Status.AWAITING_APPROVAL, Status.REJECTED): "an approver rejects it",
-    (Status.AWAITING_APPROVAL, Status.EXPIRED): "no approval came within approval_ttl",
+    (Status.AWAITING_APPROVAL, Status.EXPIRED): (
+        "no approval came within approval_ttl, or what it would run changed before approval"
+    ),
     (Status.AWAITING_APPROVAL, Status.CANCELLED): "a caller cancels it",
     (Status.QUEUED, Status.RUNNING): "a worker claims it",
     (Status.QUEUED, Status.CANCELLED): "a caller cancels it",

@@ -60,6 +60,7 @@ KNOWN_VARIABLES = frozenset(
         # Read by the `migctl` client commands only; a server ignores them.
         "MIGCTL_URL",
         "MIGCTL_TOKEN",
+        "MIGCTL_RUN_ID",
         # fleets, rollouts and metrics
         "MIGCTL_STATE_REFRESH_SECONDS",
         "MIGCTL_METRICS_PUBLIC",

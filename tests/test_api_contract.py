@@ -170,3 +170,30 @@ def test_the_spec_says_when_the_docs_need_a_token_in_either_configuration() -> N
     description = json.loads(SPEC.read_text())["info"]["description"]
     assert "need none while MIGCTL_DOCS_PUBLIC=true (the default)" in description
     assert "and a token when it is false" in description
+
+
+@pytest.mark.parametrize(
+    ("path", "unknown"),
+    [
+        ("/api/v1/operations?limit=2", ["limit"]),
+        ("/api/v1/databases?page_size=5&pagesize=5&sort=name", ["pagesize", "sort"]),
+        ("/api/v1/databases/x/sql?too=1", ["too"]),
+        ("/api/v1/webhooks/x/deliveries?status=failed", ["status"]),
+        ("/health/ready?verbose=1", ["verbose"]),
+    ],
+)
+def test_an_unknown_query_parameter_is_refused_with_422_naming_it(
+    app: Flask, path: str, unknown: list[str]
+) -> None:
+    response = app.test_client().get(path)
+    assert response.status_code == 422, response.json
+    assert response.json["code"] == "validation-failed"
+    assert sorted(response.json["errors"]["query"]) == unknown
+    assert all(name in response.json["detail"] for name in unknown)
+
+
+def test_declared_query_parameters_are_still_accepted(app: Flask) -> None:
+    client = app.test_client()
+    assert client.get("/api/v1/databases?page=1&page_size=5&environment=prod").status_code == 200
+    assert client.get("/api/v1/operations?page_size=2&status=failed").status_code == 200
+    assert client.get("/api/v1/audit-events?limit=2&actor=x").status_code == 200

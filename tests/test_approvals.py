@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -140,6 +141,23 @@ def test_the_requester_can_never_approve_its_own_operation(
     assert {event["details"]["code"] for event in refusals} == {"self-approval", "forbidden"}
 
 
+def test_a_person_is_the_same_whatever_their_channel_or_capitals(
+    prod: Callable[..., tuple[FlaskClient, Path, str]], tokens: dict[str, str]
+) -> None:
+    client, _, _ = prod(approvals_required=2)
+    queued = request_upgrade(As(client, tokens["ci"], "alice (chat)"))
+    for alice in (As(client, tokens["alice"]), As(client, tokens["bob"], "Alice")):
+        refused = alice.post(f"/operations/{queued['id']}/approve")
+        assert refused.status_code == 403 and refused.json["code"] == "self-approval"
+    bob = As(client, tokens["bob"], "bob (slack)")
+    assert bob.post(f"/operations/{queued['id']}/approve").status_code == 200
+    bob_again = As(client, tokens["boss"], " BOB ")
+    again = bob_again.post(f"/operations/{queued['id']}/approve")
+    assert again.status_code == 409 and again.json["code"] == "approval-conflict"
+    approved = As(client, tokens["boss"]).post(f"/operations/{queued['id']}/approve")
+    assert approved.status_code == 200 and approved.json["status"] == "queued"
+
+
 def test_two_required_approvals_need_two_different_people(
     prod: Callable[..., tuple[FlaskClient, Path, str]], tokens: dict[str, str]
 ) -> None:
@@ -188,12 +206,18 @@ def test_an_operation_not_approved_within_the_ttl_expires(
 def test_the_worker_expires_operations_left_awaiting_approval(
     prod: Callable[..., tuple[FlaskClient, Path, str]], tokens: dict[str, str]
 ) -> None:
-    client, _, _ = prod(approval_ttl_seconds=0.2)
+    client, _, _ = prod(approval_ttl_seconds=60)  # a loaded machine never reaches it
     queued = request_upgrade(As(client, tokens["ci"]))
     store = client.application.extensions[SERVICES].store
     assert approvals.expire_overdue(store) == []
-    time.sleep(0.3)
-    assert approvals.expire_overdue(store) == [queued["id"]]
+    assert As(client, tokens["ci"]).get(f"/operations/{queued['id']}").json["status"] == (
+        "awaiting_approval"
+    )
+    expires_at = dt.datetime.fromisoformat(queued["approval_expires_at"])
+    assert approvals.expire_overdue(store, now=expires_at - dt.timedelta(seconds=1)) == []
+    assert approvals.expire_overdue(store, now=expires_at + dt.timedelta(seconds=1)) == [
+        queued["id"]
+    ]
     assert As(client, tokens["ci"]).get(f"/operations/{queued['id']}").json["status"] == "expired"
 
 
@@ -210,7 +234,42 @@ def test_a_revision_file_changed_before_approval_cannot_be_approved(
     edit(ini, "a3000003")
     refused = As(client, tokens["alice"]).post(f"/operations/{queued['id']}/approve")
     assert refused.status_code == 409 and refused.json["code"] == "approval-stale"
-    assert refused.json["changed"] == ["a3000003"]
+    assert refused.json["changed"] == ["a3000003"] and "request it again" in refused.json["detail"]
+
+
+def test_an_operation_found_stale_at_approval_ends_expired_and_leaves_the_queue(
+    prod: Callable[..., tuple[FlaskClient, Path, str]], tokens: dict[str, str]
+) -> None:
+    client, ini, _ = prod()
+    ci, bob = As(client, tokens["ci"]), As(client, tokens["bob"])
+    queued = request_upgrade(ci)
+    edit(ini, "a3000003")
+    stale = As(client, tokens["alice"]).post(f"/operations/{queued['id']}/approve")
+    assert stale.status_code == 409 and stale.json["code"] == "approval-stale"
+    ended = ci.get(f"/operations/{queued['id']}").json
+    assert ended["status"] == "expired" and ended["error"]["code"] == "approval-stale"
+    assert "request it again" in ended["error"]["message"]
+    assert bob.get("/operations", status="awaiting_approval").json == []
+    late = bob.post(f"/operations/{queued['id']}/approve")
+    assert late.status_code == 409 and late.json["operation_status"] == "expired"
+    (event,) = bob.get("/audit-events", action="approval.expired").json
+    assert event["details"]["code"] == "approval-stale" and event["details"]["changed"] == [
+        "a3000003"
+    ]
+
+
+def test_an_operation_overtaken_by_another_says_only_the_heads_and_plan_changed(
+    prod: Callable[..., tuple[FlaskClient, Path, str]], tokens: dict[str, str]
+) -> None:
+    client, _, _ = prod()
+    alice = As(client, tokens["alice"])
+    ci = As(client, tokens["ci"])
+    first, second = request_upgrade(ci), request_upgrade(ci)
+    assert alice.post(f"/operations/{first['id']}/approve").status_code == 200
+    assert run_next(client) == "succeeded"
+    stale = alice.post(f"/operations/{second['id']}/approve")
+    assert stale.status_code == 409 and stale.json["changed"] == ["heads", "plan"]
+    assert stale.json["detail"].startswith(f"Operation {second['id']}: heads, plan changed since")
 
 
 def test_the_worker_refuses_an_approved_operation_whose_revision_file_changed(
@@ -265,6 +324,25 @@ def test_an_operation_awaiting_approval_can_be_cancelled(
     assert cancelled.status_code == 200 and cancelled.json["status"] == "cancelled"
 
 
+def test_a_database_shows_its_effective_policy_before_anyone_submits(
+    prod: Callable[..., tuple[FlaskClient, Path, str]], tokens: dict[str, str]
+) -> None:
+    client, _, _ = prod(approvals_required=2, approval_ttl_seconds=3600.0)
+    policy = As(client, tokens["ci"]).get("/databases/prod").json["policy"]
+    assert policy == {
+        "allow_downgrade": False,
+        "allow_stamp": False,
+        "require_approval": True,
+        "approvals_required": 2,
+        "approval_ttl": 3600.0,
+        "lint": "block",
+        "lock_timeout": "5s",
+        "statement_timeout": None,
+    }
+    (listed,) = As(client, tokens["ci"]).get("/databases").json
+    assert listed["policy"] == policy
+
+
 def test_the_databases_file_sets_the_approval_policy_and_refuses_nonsense(tmp_path: Path) -> None:
     ini = tmp_path / "alembic.ini"
     ini.write_text("[alembic]\nscript_location = migrations\n")
@@ -284,3 +362,19 @@ def test_the_databases_file_sets_the_approval_policy_and_refuses_nonsense(tmp_pa
     path.write_text(path.read_text().replace("approvals_required = 2", "approvals_required = 0"))
     with pytest.raises(ConfigError, match="approvals_required"):
         Settings.from_env({"MIGCTL_DATABASES_FILE": str(path)})
+
+
+def test_the_readme_states_the_approval_ttl_range_the_databases_file_enforces(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    path = tmp_path / "databases.toml"
+    path.write_text(
+        '[databases.qa]\nurl = "sqlite://"\nalembic_config = "alembic.ini"\n'
+        "require_approval = true\napproval_ttl = 59\n"
+    )
+    with pytest.raises(ConfigError, match="60 to 2592000 seconds"):
+        Settings.from_env({"MIGCTL_DATABASES_FILE": str(path)})
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    (row,) = [line for line in readme.splitlines() if line.startswith("| `approval_ttl` |")]
+    assert "60 to 2592000" in row

@@ -141,3 +141,23 @@ def test_between_rescans_only_folder_and_env_py_changes_are_seen_at_once(
         .replace('down_revision = "a3000003"', 'down_revision = "a4000004"')
     )
     assert client.get("/api/v1/databases/db/heads").json[0]["revision"] == "a5000005"
+
+
+def test_readiness_names_an_env_py_with_a_syntax_error_without_running_it(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    ini = project("linear")
+    env_py = ini.parent / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text() + "\ndef broken(:\n")
+    client = client_for(
+        managed("dev", ini, make_database()),
+        managed("other", project("nested_versions"), make_database()),
+    )
+    response = client.get("/health/ready")
+    assert response.status_code == 200 and response.json["status"] == "degraded"
+    (failing,) = [check for check in response.json["checks"] if not check["ok"]]
+    assert failing["name"] == "project:dev" and failing["code"] == "project-unavailable"
+    assert "migrations/env.py" in failing["detail"] and "SyntaxError" in failing["detail"]
+    status = client.get("/api/v1/databases/dev/status")
+    assert status.status_code == 503 and status.json["path"] == "migrations/env.py"
+    assert status.json["line"]

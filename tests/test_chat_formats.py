@@ -168,3 +168,50 @@ def test_an_approval_request_tells_the_channel_who_may_approve_and_until_when() 
     assert data["details"] == {"approvers": "a token with the approve permission"}
     assert "needs 2 approvals before 2026-12-03 06:00 UTC" in text
     assert "approve permission" in text
+
+
+def waiting_operation() -> OperationRecord:
+    values = {
+        **failed_operation().__dict__,
+        "status": "awaiting_approval",
+        "error_message": None,
+        "failed_revision": None,
+        "started_at": None,
+        "finished_at": None,
+    }
+    return OperationRecord(**values)
+
+
+def test_each_approval_event_says_what_happened_and_who_refused_why() -> None:
+    def said(action: str, actor: str = "ci-deploy", **details: Any) -> Message:
+        happened = AuditEvent(
+            actor=actor, action=action, outcome="-", occurred_at=START, details=details
+        )
+        return operation_message(happened, waiting_operation(), "production", "")
+
+    requested = said("operation.requested")
+    asked = said("approval.requested", approvers="an approver")
+    refusal = "Operation 42 was requested by ci-deploy for alice: its requester cannot approve it."
+    refused = said("approval.refused", "alice", code="self-approval", detail=refusal)
+    assert len({m.text for m in (requested, asked, refused)}) == 3
+    assert len({m.title for m in (requested, asked, refused)}) == 3
+    assert requested.title == "prod (production): upgrade requested"
+    assert "ci-deploy requested it." in requested.text
+    assert asked.title == "prod (production): upgrade needs approval"
+    assert refused.title == "prod (production): alice may not approve the upgrade"
+    assert f"alice may not approve it (self-approval): {refusal}" in refused.text
+    assert ("Refused to", "alice") in refused.facts
+
+
+def test_a_finished_operation_failed_after_its_duration_not_is_failed() -> None:
+    text = message().text
+    assert "asked by ci-deploy for alice, failed after 3.5 s;" in text
+    assert "is failed" not in text
+    assert "is awaiting approval;" in said_waiting()
+
+
+def said_waiting() -> str:
+    happened = AuditEvent(
+        actor="ci-deploy", action="operation.requested", outcome="-", occurred_at=START
+    )
+    return operation_message(happened, waiting_operation(), "production", "").text

@@ -22,6 +22,8 @@ import pytest
 from service.client.exits import MEANINGS, Exit
 from service.client.progress import Reporter
 from service.client.sse import Event
+from service.services.access import Role
+from service.services.tokens import new_token, token_entry
 from tests.helpers import (
     FAST,
     FIXTURES,
@@ -116,7 +118,9 @@ def test_a_wait_that_times_out_exits_5_and_the_operation_goes_on(tmp_path: Path)
     with server(tmp_path, seconds=2) as url:
         late = client(url, "upgrade", "one", "--wait", "--timeout", "1")
         assert late.returncode == Exit.TIMED_OUT
-        assert "operation 1 still running after 1 s; it goes on (`migctl wait 1`" in late.stdout
+        # queued or running, as the worker is quick or slow to claim it: it goes on either way
+        assert re.search(r"operation 1 still (queued|running) after 1 s; it goes on", late.stdout)
+        assert "(`migctl wait 1` to wait again)" in late.stdout
         resumed = client(url, "wait", "1", "--output", "json")
         assert resumed.returncode == Exit.OK
         assert json.loads(resumed.stdout)["status"] == "succeeded"
@@ -130,7 +134,8 @@ def test_a_cancelled_operation_exits_3_and_cancelling_it_again_is_refused_with_4
         assert queued.returncode == Exit.OK and queued.stdout.startswith("operation 1 queued")
         assert client(url, "cancel", "1").returncode == Exit.OK
         waited = client(url, "wait", "1")
-        assert waited.returncode == Exit.STOPPED and "operation 1 cancelled" in waited.stdout
+        assert waited.returncode == Exit.STOPPED
+        assert waited.stdout == "operation 1 cancelled: never ran; one stays at base\n"
         again = client(url, "cancel", "1", "--output", "json")
     assert again.returncode == Exit.REFUSED
     assert json.loads(again.stdout)["code"] == "operation-not-cancellable"
@@ -395,3 +400,227 @@ def test_a_wait_says_when_the_operation_awaits_approval_and_when_it_is_queued() 
         "queued",
         "claimed by a worker",
     ]
+
+
+def approval_server(tmp_path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The environment of a server whose database `one` needs an approval, and its tokens."""
+    issued = {name: new_token() for name in ("ci", "alice")}
+    roles = {"ci": Role.OPERATOR, "alice": Role.APPROVER}
+    tokens_file = tmp_path / "tokens.toml"
+    tokens_file.write_text("\n".join(token_entry(n, roles[n], [], t) for n, t in issued.items()))
+    databases = databases_file(tmp_path, "one")
+    databases.write_text(databases.read_text() + "require_approval = true\n")
+    environ = {
+        **FAST,
+        "MIGCTL_DATABASES_FILE": str(databases),
+        "MIGCTL_TOKENS_FILE": str(tokens_file),
+        "SLOW_SECONDS": "0.1",
+    }
+    return environ, issued
+
+
+def approve(url: str, token: str, operation_id: int) -> None:
+    request = urllib.request.Request(
+        f"{url}/api/v1/operations/{operation_id}/approve",
+        method="POST",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+
+
+def awaiting_approval(url: str, token: str, operation_id: int = 1) -> None:
+    path = f"{url}/api/v1/operations/{operation_id}"
+    request = urllib.request.Request(path, headers={"Authorization": f"Bearer {token}"})
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                if json.loads(response.read())["status"] == "awaiting_approval":
+                    return
+        except urllib.error.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("never awaiting approval")
+
+
+def test_a_wait_says_how_many_approvals_from_whom_until_when_then_who_approved(
+    tmp_path: Path,
+) -> None:
+    environ, tokens = approval_server(tmp_path)
+    with served_process(tmp_path, environ, "--workers", "1") as url:
+        wait_for(f"{url}/health/live")
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(
+                client,
+                url,
+                "upgrade",
+                "one",
+                "--wait",
+                MIGCTL_TOKEN=tokens["ci"],
+                GITHUB_ACTIONS="true",
+            )
+            awaiting_approval(url, tokens["ci"])
+            time.sleep(1)  # the client reads the stream
+            approve(url, tokens["alice"], 1)
+            done = waiting.result()
+    assert done.returncode == Exit.OK, done.stderr
+    notices = [line for line in done.stderr.splitlines() if line.startswith("::notice ")]
+    assert len(notices) == 2, done.stderr
+    assert re.fullmatch(
+        r"::notice title=migctl: approval::operation 1 awaits 1 approval from a token with "
+        r"the approve permission .* other than the requester, until \d{4}-\d\d-\d\d \d\d:\d\d UTC",
+        notices[0],
+    ), notices[0]
+    assert notices[1] == "::notice title=migctl: approval::operation 1 approved by alice: queued"
+
+
+def test_a_broken_project_exits_7_at_once_with_the_problems_code_and_detail(
+    tmp_path: Path,
+) -> None:
+    with server(tmp_path, "--no-worker") as url:
+        revision = next((tmp_path / "slow" / "migrations" / "versions").glob("52000002*.py"))
+        revision.write_text(revision.read_text() + "\ndef broken(:\n")
+        started = time.monotonic()
+        broken = client(url, "status", "one")
+        as_json = client(url, "upgrade", "one", "--output", "json")
+    assert broken.returncode == Exit.UNAVAILABLE, broken.stderr
+    assert time.monotonic() - started < 20  # not retried for --retry-seconds (60)
+    assert "retrying in" not in broken.stderr and "unreachable" not in broken.stderr
+    assert "unavailable (503 project-unavailable): " in broken.stderr
+    assert "SyntaxError" in broken.stderr, broken.stderr
+    assert as_json.returncode == Exit.UNAVAILABLE
+    assert json.loads(as_json.stdout)["code"] == "project-unavailable"
+
+
+def test_a_typo_in_a_migctl_variable_is_warned_about_and_migctl_run_id_is_known(
+    tmp_path: Path,
+) -> None:
+    # The server (serve and its worker) accepts the variable a pipeline sets for the client.
+    with server(tmp_path, "--no-worker", MIGCTL_RUN_ID="build-7") as url:
+        status = client(url, "status", "one", MIGCTL_URLL="http://x", MIGCTL_RUN_ID="build-7")
+    assert status.returncode == Exit.OK
+    assert status.stderr == (
+        "migctl: warning: unknown variable MIGCTL_URLL ignored (did you mean MIGCTL_URL?)\n"
+    )
+
+
+def test_a_rejected_operation_says_it_never_ran_where_the_database_stays_and_why(
+    tmp_path: Path,
+) -> None:
+    environ, tokens = approval_server(tmp_path)
+    with served_process(tmp_path, environ, "--workers", "1") as url:
+        wait_for(f"{url}/health/live")
+        client(url, "upgrade", "one", "51000001", MIGCTL_TOKEN=tokens["ci"])
+        approve(url, tokens["alice"], 1)
+        assert client(url, "wait", "1", MIGCTL_TOKEN=tokens["ci"]).returncode == Exit.OK
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(
+                client, url, "upgrade", "one", "--wait", MIGCTL_TOKEN=tokens["ci"]
+            )
+            awaiting_approval(url, tokens["ci"], 2)
+            request = urllib.request.Request(
+                f"{url}/api/v1/operations/2/reject",
+                data=json.dumps({"reason": "not on a Friday"}).encode(),
+                method="POST",
+                headers={
+                    "Authorization": f"Bearer {tokens['alice']}",
+                    "Content-Type": "application/json",
+                },
+            )
+            urllib.request.urlopen(request, timeout=30).close()
+            done = waiting.result()
+    assert done.returncode == Exit.REFUSED, done.stderr
+    assert done.stdout == (
+        "operation 2 rejected by alice (not on a Friday): never ran; one stays at 51000001\n"
+    )
+
+
+def test_an_operation_found_stale_at_approval_tells_its_requester_to_ask_again(
+    tmp_path: Path,
+) -> None:
+    environ, tokens = approval_server(tmp_path)
+    with served_process(tmp_path, environ, "--workers", "1") as url:
+        wait_for(f"{url}/health/live")
+        client(url, "upgrade", "one", "51000001", MIGCTL_TOKEN=tokens["ci"])
+        client(url, "upgrade", "one", "51000001", MIGCTL_TOKEN=tokens["ci"])
+        approve(url, tokens["alice"], 1)
+        assert client(url, "wait", "1", MIGCTL_TOKEN=tokens["ci"]).returncode == Exit.OK
+        with pytest.raises(urllib.error.HTTPError) as stale:
+            approve(url, tokens["alice"], 2)
+        stale.value.close()
+        done = client(url, "wait", "2", MIGCTL_TOKEN=tokens["ci"])
+    assert stale.value.code == 409
+    assert done.returncode == Exit.STOPPED, done.stderr
+    assert done.stdout == (
+        "operation 2 expired (approval-stale: request it again): never ran; one stays at 51000001\n"
+    )
+
+
+def requested(url: str, operation_id: int) -> dict[str, object]:
+    """The details of the operation's `operation.requested` audit event."""
+    path = f"{url}/api/v1/audit-events?operation_id={operation_id}&action=operation.requested"
+    with urllib.request.urlopen(path, timeout=30) as response:
+        [event] = json.loads(response.read())
+    details: dict[str, object] = event["details"]
+    return details
+
+
+def test_a_change_can_acknowledge_lint_rules_and_accept_modified_revisions(
+    tmp_path: Path,
+) -> None:
+    with server(tmp_path, MIGCTL_SCRIPT_RESCAN_SECONDS="0") as url:
+        first = client(url, "upgrade", "one", "51000001", "--wait")
+        assert first.returncode == Exit.OK, first.stderr
+        revision = next((tmp_path / "slow" / "migrations" / "versions").glob("51000001*.py"))
+        revision.write_text(revision.read_text() + "# edited after it ran\n")
+        later = time.time() + 5
+        os.utime(revision, (later, later))
+        refused = client(url, "upgrade", "one", "52000002")
+        assert refused.returncode == Exit.REFUSED and "revisions-modified" in refused.stderr
+        rules = ("--acknowledge", "volatile-default", "--acknowledge", "adding-required-column")
+        accepted = client(url, "upgrade", "one", "52000002", "--accept-modified", *rules, "--wait")
+        assert accepted.returncode == Exit.OK, accepted.stderr
+        details = requested(url, 2)
+    assert details["accept_modified"] is True
+    assert details["acknowledged"] == ["volatile-default", "adding-required-column"]
+
+
+def test_a_retried_step_says_it_got_back_the_operation_of_an_earlier_attempt(
+    tmp_path: Path,
+) -> None:
+    with server(tmp_path, "--no-worker") as url:
+        first = client(url, "upgrade", "one", GITHUB_RUN_ID="1001")
+        retried = client(url, "upgrade", "one", GITHUB_RUN_ID="1001")
+        keyed = client(url, "upgrade", "one", "--idempotency-key", "release-7")
+        keyed_again = client(url, "upgrade", "one", "--idempotency-key", "release-7")
+    assert "replayed" not in first.stderr and "replayed" not in keyed.stderr
+    assert retried.stdout.startswith("operation 1 queued")
+    assert retried.stderr == (
+        "migctl: replayed operation 1 from an earlier attempt of this run; "
+        "pass --idempotency-key to queue anew\n"
+    )
+    assert keyed_again.stderr == (
+        "migctl: replayed operation 2, queued earlier with Idempotency-Key release-7\n"
+    )
+
+
+def test_a_wait_that_polls_says_too_that_the_operation_awaits_approval_then_who_approved(
+    tmp_path: Path,
+) -> None:
+    environ, tokens = approval_server(tmp_path)
+    environ["MIGCTL_MAX_STREAMS"] = "0"  # every stream refused: the client polls
+    with served_process(tmp_path, environ, "--workers", "1") as url:
+        wait_for(f"{url}/health/live")
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(
+                client, url, "upgrade", "one", "--wait", MIGCTL_TOKEN=tokens["ci"]
+            )
+            awaiting_approval(url, tokens["ci"])
+            time.sleep(1)  # the client's first poll
+            approve(url, tokens["alice"], 1)
+            done = waiting.result()
+    assert done.returncode == Exit.OK, done.stderr
+    lines = done.stderr.splitlines()
+    assert any(line.startswith("operation 1 awaits 1 approval from ") for line in lines), lines
+    assert "operation 1 approved by alice: queued" in lines
+    assert all(f"[{n}/3] {rev}" in done.stderr for n, rev in enumerate(SLOW, start=1))

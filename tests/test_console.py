@@ -305,6 +305,59 @@ def test_a_second_person_approves_while_the_requester_is_refused(
     assert 'data-status="queued"' in decided and "approved</span> by approver" in decided
 
 
+def test_the_approvals_list_names_whom_a_bot_asked_for_and_links_each_decision(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    bot, approver, requester = (secured.test_client() for _ in range(3))
+    asked = bot.post(
+        "/api/v1/databases/live/operations",
+        json={"action": "upgrade", "revision": "heads"},
+        headers={
+            "Authorization": f"Bearer {issued[1]['operator']}",
+            "X-On-Behalf-Of": "alice (chat)",
+        },
+    )
+    assert asked.status_code == 202, asked.json
+    page = f"/console/operations/{asked.json['id']}"
+    sign_in(approver, issued[1]["approver"])
+    waiting = approver.get("/console/approvals").text
+    assert "operator for alice (chat)" in waiting
+    assert f'href="{page}#approval-title">Review, then approve or reject</a>' in waiting
+    sign_in(requester, issued[1]["operator"])
+    mine = requester.get("/console/approvals").text
+    assert "another person must approve" in mine and "Review, then approve" not in mine
+
+
+def test_a_person_a_bot_asked_for_cannot_approve_it_in_the_console(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    bot, approver = secured.test_client(), secured.test_client()
+    asked = bot.post(
+        "/api/v1/databases/live/operations",
+        json={"action": "upgrade", "revision": "heads"},
+        headers={
+            "Authorization": f"Bearer {issued[1]['operator']}",
+            "X-On-Behalf-Of": "Approver (chat)",
+        },
+    )
+    page = f"/console/operations/{asked.json['id']}"
+    sign_in(approver, issued[1]["approver"])
+    assert '<span class="badge">yours</span>' in approver.get("/console/approvals").text
+    assert "another person must approve" in approver.get(page).text
+    refused = approver.post(page + "/approve", data={"csrf_token": csrf(approver, page)})
+    assert refused.status_code == 403 and "self-approval" in refused.text
+
+
+def test_review_and_upgrade_is_offered_only_to_tokens_that_may_upgrade(
+    secured: Flask, issued: tuple[Path, dict[str, str]]
+) -> None:
+    viewer, operator = secured.test_client(), secured.test_client()
+    sign_in(viewer, issued[1]["viewer"])
+    sign_in(operator, issued[1]["operator"])
+    assert "Review and upgrade" not in viewer.get("/console/databases/live").text
+    assert "Review and upgrade" in operator.get("/console/databases/live").text
+
+
 def test_a_rejection_needs_a_reason_and_ends_the_operation(
     secured: Flask, issued: tuple[Path, dict[str, str]]
 ) -> None:
@@ -368,6 +421,8 @@ def test_an_operation_page_streams_its_events_to_the_signed_in_browser(
     [
         "/console/operations/99999999999999999999",
         "/console/operations/7",
+        "/console/rollouts/99999999999999999999",
+        "/console/rollouts/7",
         "/console/databases/nope",
         "/console/databases/prod/revisions/nope",
         "/console/databases/prod/revisions/%00",
@@ -473,6 +528,7 @@ PAGES = [
     "/console/operations",
     "/console/audit",
     "/console/approvals",
+    "/console/rollouts",
 ]
 QUERY_KEYS = ["to", "dialect", "state", "environment", "label", "page", "before", "since"]
 
@@ -503,3 +559,22 @@ def test_the_database_page_says_whether_applied_files_changed(
     page = make_app().test_client().get("/console/databases/prod").text
     assert "Applied files" in page
     assert "7 applied outside migctl" in page
+
+
+def test_the_rollouts_page_lists_rollouts_and_links_each_to_its_databases_states(
+    make_app: Callable[..., Flask],
+) -> None:
+    client = make_app().test_client()
+    body = {"action": "upgrade", "revision": "heads", "selector": {"names": ["staging", "live"]}}
+    rollout_id = client.post("/api/v1/rollouts", json=body).json["id"]
+    client.post(f"/api/v1/rollouts/{rollout_id}/cancel")
+
+    listed = client.get("/console/rollouts?status=cancelled").text
+    assert f'href="/console/rollouts/{rollout_id}"' in listed and "2 skipped" in listed
+    assert (
+        f'href="/console/rollouts/{rollout_id}"'
+        not in client.get("/console/rollouts?status=running").text
+    )
+    page = client.get(f"/console/rollouts/{rollout_id}").text
+    assert 'href="/console/databases/staging"' in page and 'href="/console/databases/live"' in page
+    assert page.count("rollout-stopped") == 2 and "rollout cancelled by" in page

@@ -157,6 +157,7 @@ def test_a_viewer_reads_every_page_at_desktop_and_phone_widths(
         "change": "/console/databases/example/change",
         "operations": "/console/operations",
         "audit": "/console/audit",
+        "rollouts": "/console/rollouts",
     }
     for size, viewport in {"desktop": DESKTOP, "phone": PHONE}.items():
         page = browser.new_page(viewport=viewport)

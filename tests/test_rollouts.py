@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -103,8 +104,37 @@ def test_a_failure_stops_the_rollout_and_the_databases_after_it_are_never_touche
     )
 
     assert body["status"] == "failed"
-    assert [t["state"] for t in body["targets"]] == ["succeeded", "failed", "pending", "pending"]
+    assert [t["state"] for t in body["targets"]] == ["succeeded", "failed", "skipped", "skipped"]
     assert heads(urls[2]) == [] and heads(urls[3]) == []
+    why = "rollout failed after 1 failure(s) (db1), more than max_failures 0"
+    failed = body["targets"][1]["problem"]
+    assert failed["code"] == "migration-failed" and "account" in failed["detail"]
+    assert body["targets"][3]["problem"] == {"code": "rollout-stopped", "detail": why}
+
+
+def broken(url: str) -> None:
+    """Its first migration creates this table: it fails there."""
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE account (id INTEGER PRIMARY KEY)"))
+    engine.dispose()
+
+
+def test_when_the_canary_fails_the_databases_never_queued_say_skipped_with_the_reason(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    urls = [make_database() for _ in range(3)]
+    broken(urls[0])
+    client = fleet_client(project("linear"), urls)
+
+    body = run_rollout(client, start(client, canary=1, max_parallel=3).json["id"])
+
+    assert body["status"] == "failed"
+    assert body["totals"] == {"failed": 1, "skipped": 2}
+    assert [t["state"] for t in body["targets"]] == ["failed", "skipped", "skipped"]
+    reason = {"code": "rollout-stopped", "detail": "rollout failed at canary db0"}
+    assert [t["problem"] for t in body["targets"][1:]] == [reason, reason]
+    assert heads(urls[1]) == [] and heads(urls[2]) == []
 
 
 def test_max_failures_lets_a_rollout_go_past_a_failure_and_end_failed(
@@ -136,7 +166,11 @@ def test_a_paused_rollout_queues_nothing_until_resumed_and_a_cancelled_one_stays
     assert rollout_runs.advance_all(services, "w", 30) == 1
     cancelled = client.post(f"/api/v1/rollouts/{rollout_id}/cancel").json
     assert cancelled["status"] == "cancelled"
-    assert [t["state"] for t in cancelled["targets"]] == ["cancelled", "pending"]
+    assert [t["state"] for t in cancelled["targets"]] == ["cancelled", "skipped"]
+    assert cancelled["totals"] == {"cancelled": 1, "skipped": 1}
+    skipped = cancelled["targets"][1]["problem"]
+    assert skipped["code"] == "rollout-stopped"
+    assert skipped["detail"].startswith("rollout cancelled by ")
     actions = [(e["action"], e["outcome"]) for e in client.get("/api/v1/audit-events").json]
     assert ("operation.cancelled", "cancelled") in actions
     assert ("rollout.cancelled", "accepted") in actions
@@ -228,3 +262,37 @@ def test_an_operation_queued_while_its_rollout_was_being_cancelled_is_cancelled_
 
     body = client.get(f"/api/v1/rollouts/{rollout_id}").json
     assert body["status"] == "cancelled" and body["totals"] == {"cancelled": 1}
+
+
+def test_a_database_whose_operation_is_refused_shows_the_refusal_as_its_problem(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    client = fleet_client(project("linear"), [make_database() for _ in range(2)])
+
+    body = run_rollout(client, start(client, revision="ffffffff").json["id"])
+
+    assert body["status"] == "failed" and body["totals"] == {"skipped": 2}
+    refused, stopped = (t["problem"] for t in body["targets"])
+    assert refused["code"] == "revision-not-found" and "ffffffff" in refused["detail"]
+    assert stopped["code"] == "rollout-stopped"
+
+
+def test_rollouts_are_listed_newest_first_a_page_at_a_time_and_filtered_by_status(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    client = fleet_client(project("linear"), [make_database() for _ in range(2)])
+    first, second, third = (start(client, max_parallel=n).json["id"] for n in (1, 2, 3))
+    client.post(f"/api/v1/rollouts/{second}/cancel")
+
+    listed = client.get("/api/v1/rollouts")
+    assert listed.status_code == 200
+    assert [r["id"] for r in listed.json] == [third, second, first]
+    assert listed.json[0]["totals"] == {"pending": 2} and "targets" not in listed.json[0]
+    assert json.loads(listed.headers["X-Pagination"])["total"] == 3
+
+    page = client.get("/api/v1/rollouts", query_string={"page": 2, "page_size": 2}).json
+    assert [r["id"] for r in page] == [first]
+    cancelled = client.get("/api/v1/rollouts", query_string={"status": "cancelled"}).json
+    assert [(r["id"], r["status"]) for r in cancelled] == [(second, "cancelled")]
+    wrong = client.get("/api/v1/rollouts", query_string={"status": "lost"})
+    assert wrong.status_code == 422

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -306,6 +307,33 @@ def test_cors_is_off_by_default_and_allows_only_listed_origins(
     assert "Access-Control-Allow-Origin" not in other.headers
 
 
+def _documented_response_headers() -> set[str]:
+    spec = json.loads((Path(__file__).parent.parent / "openapi" / "openapi.json").read_text())
+    responses = [
+        response
+        for item in spec["paths"].values()
+        for operation in item.values()
+        if isinstance(operation, dict)
+        for response in operation.get("responses", {}).values()
+    ]
+    responses += spec["components"]["responses"].values()
+    return {name for response in responses for name in response.get("headers", {})}
+
+
+def test_a_browser_client_may_read_every_response_header_the_spec_documents(
+    secured: Callable[..., FlaskClient], tokens: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured(cors_origins=("https://portal.example",))
+    headers = {**bearer(tokens[1]["viewer"]), "Origin": "https://portal.example"}
+    response = client.get("/api/v1/databases", headers=headers)
+    exposed = {
+        name.strip() for name in response.headers["Access-Control-Expose-Headers"].split(",")
+    }
+    documented = _documented_response_headers()
+    assert {"Retry-After", "X-Pagination", "ETag", "Location"} <= documented
+    assert documented | {"X-Request-ID"} <= exposed
+
+
 PASSWORD = "pw-Zq81vTn3"
 ENCODED = "Sp%40c!al%2Fpw-4kT9q"  # configured percent-encoded: "Sp@c!al/pw-4kT9q"
 
@@ -472,3 +500,18 @@ def test_an_unreadable_tokens_file_is_a_503_that_says_so_and_is_logged(
     assert str(path) in caplog.text  # the operator reads where in the log
     write_tokens(path, issued)
     assert client.get("/api/v1/databases", headers=bearer(issued["admin"])).status_code == 200
+
+
+def test_a_scoped_token_lists_only_the_rollouts_of_its_own_databases(
+    secured: Callable[..., FlaskClient], tokens: tuple[Path, dict[str, str]]
+) -> None:
+    client = secured()
+    admin, scoped = bearer(tokens[1]["admin"]), bearer(tokens[1]["scoped"])
+    body = {"action": "upgrade", "revision": "heads"}
+    both = {**body, "selector": {"names": ["prod", "staging"]}}
+    mine = {**body, "selector": {"names": ["staging"]}}
+    client.post("/api/v1/rollouts", json=both, headers=admin)
+    own = client.post("/api/v1/rollouts", json=mine, headers=admin).json["id"]
+
+    assert len(client.get("/api/v1/rollouts", headers=admin).json) == 2
+    assert [r["id"] for r in client.get("/api/v1/rollouts", headers=scoped).json] == [own]

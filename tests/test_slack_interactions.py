@@ -92,6 +92,7 @@ def test_unknown_slack_users_and_the_requester_cannot_approve_from_slack(
     assert "not an approver" in stranger.json["text"]
     requester = click(client, "U0ROOT", operation_id)
     assert "its requester cannot approve it" in requester.json["text"]
+    assert requester.json["text"].startswith(f"Operation {operation_id} was requested by root")
     rejected = click(client, "U0ALICE", operation_id, "migctl_reject")
     assert rejected.json["text"] == f"Operation {operation_id} is rejected (alice)."
 

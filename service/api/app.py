@@ -55,6 +55,8 @@ CORS_RULES: dict[str, Any] = {
         "X-Request-ID",
         "Preview-Deterministic",
         "Preview-Unstable-Revisions",
+        "Retry-After",
+        "WWW-Authenticate",
     ],
     "max_age": 600,
 }

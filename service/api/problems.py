@@ -44,6 +44,7 @@ from service.errors import (
     RevisionSpecError,
     RolloutConflictError,
     RolloutNotFoundError,
+    RolloutStoppedError,
     SelfApprovalError,
     StreamsBusyError,
     TransactionPoolerError,
@@ -111,6 +112,7 @@ HTTP_CODES = {
 # Errors that never become an HTTP answer: their title, and where a client sees their code.
 IN_OPERATION = "a failed operation's `error`"
 AT_START = "`migctl`'s message at start and `check-config` (exit 2)"
+IN_ROLLOUT = "a rollout target's `problem` (never queued)"
 OUTSIDE_HTTP: dict[type[MigctlError], tuple[str, str]] = {
     ConfigError: ("Configuration invalid", AT_START),
     DatabaseLockedError: ("Database locked by another migration", IN_OPERATION),
@@ -118,6 +120,7 @@ OUTSIDE_HTTP: dict[type[MigctlError], tuple[str, str]] = {
     JobStartError: ("Job did not start", IN_OPERATION),
     LockTimeoutError: ("Lock wait timed out", IN_OPERATION),
     TransactionPoolerError: ("Migration connection through a transaction pooler", IN_OPERATION),
+    RolloutStoppedError: ("Rollout stopped before this database", IN_ROLLOUT),
 }
 
 logger = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ from service.api.problems import (
     http_problem,
     problem_codes,
 )
+from service.api.query import refuse_unknown_query_parameters
 from service.api.refusals import audit_refused_post
 
 # Headers that every problem of a status carries (problems.problem, security._unauthenticated).
@@ -72,6 +73,8 @@ class ProblemSchema(ma.Schema):
     line = ma.fields.Integer(allow_none=True, metadata={"description": "Line in that file"})
     operation_id = ma.fields.Integer(metadata={"description": "The operation concerned"})
     operation_status = ma.fields.String(metadata={"description": "Its status now"})
+    rollout_id = ma.fields.Integer(metadata={"description": "The rollout concerned"})
+    rollout_status = ma.fields.String(metadata={"description": "The rollout's status now"})
     expected_current = ma.fields.List(ma.fields.String(), metadata={"description": "As asked"})
     current = ma.fields.List(ma.fields.String(), metadata={"description": "As recorded"})
     permission = ma.fields.String(metadata={"description": "The permission the token lacks"})
@@ -89,9 +92,7 @@ class ProblemSchema(ma.Schema):
     )
     holder = ma.fields.Dict(metadata={"description": "The session holding the lock"})
     lease = ma.fields.Dict(metadata={"description": "The lease holding the lock"})
-    # Rollouts and webhooks (rollout-not-found, rollout-conflict, webhook-not-found).
-    rollout_id = ma.fields.Integer(metadata={"description": "The rollout concerned"})
-    rollout_status = ma.fields.String(metadata={"description": "The rollout's status now"})
+    # Webhooks (webhook-not-found).
     webhook = ma.fields.String(metadata={"description": "The webhook named in the request"})
     delivery_id = ma.fields.Integer(metadata={"description": "The delivery named in the request"})
 
@@ -99,7 +100,8 @@ class ProblemSchema(ma.Schema):
 class CommonProblems(BasePlugin):
     """Documents the problems that any operation of a kind can answer, so no view forgets:
     401 where a token is needed, 404 where a path parameter may name nothing (or be
-    malformed), 413 and 422 where a body is read."""
+    malformed), 413 where a body is read, and 422 everywhere: a query parameter the operation
+    does not declare is refused (service/api/query.py), as is an invalid body."""
 
     def operation_helper(
         self, path: str | None = None, operations: dict[str, Any] | None = None, **_: Any
@@ -111,7 +113,8 @@ class CommonProblems(BasePlugin):
             if "{" in (path or ""):
                 statuses.append(404)
             if "requestBody" in operation:
-                statuses += [413, 422]
+                statuses.append(413)
+            statuses.append(422)
             responses = operation.setdefault("responses", {})
             for status in statuses:
                 if status not in responses and str(status) not in responses:
@@ -168,6 +171,10 @@ class Blueprint(BaseBlueprint):  # type: ignore[misc]
         "page_size": 20,
         "max_page_size": 100,
     }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.before_request(refuse_unknown_query_parameters)
 
     def problems(self, *statuses: int) -> Any:
         """Document the problem responses a view can answer with, besides its success."""

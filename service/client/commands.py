@@ -7,27 +7,42 @@ server's settings, and reach the server over HTTP alone.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from service.client.approval import approval_note
 from service.client.exits import BY_STATUS, Exit
 from service.client.follow import follow
-from service.client.idempotency import default_key
+from service.client.idempotency import ci_run, default_key
 from service.client.progress import Reporter
-from service.client.transport import ClientError, Server, quote
+from service.client.transport import Answer, ClientError, Server, quote
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = 1800.0
 Command = Callable[[argparse.Namespace, Server], int]
+NEVER_RAN = frozenset({"rejected", "cancelled", "expired"})
+CLIENT_VARIABLES = frozenset({"MIGCTL_URL", "MIGCTL_TOKEN", "MIGCTL_RUN_ID"})
 
 
-def run(command: Command, args: argparse.Namespace) -> int:
+def _warn_unknown(environ: Mapping[str, str], known: Collection[str]) -> None:
+    """A warning per MIGCTL_* variable nobody reads (a typo), as the server refuses them."""
+    for name in sorted(k for k in environ if k.startswith("MIGCTL_") and k not in known):
+        near = difflib.get_close_matches(name, sorted(CLIENT_VARIABLES), n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        print(f"migctl: warning: unknown variable {name} ignored{hint}", file=sys.stderr)
+
+
+def run(
+    command: Command, args: argparse.Namespace, known: Collection[str] = CLIENT_VARIABLES
+) -> int:
     """Run a command against the server the options (or MIGCTL_URL) name; its exit code."""
     environ = os.environ
+    _warn_unknown(environ, known)
     server = Server(
         url=args.url or environ.get("MIGCTL_URL") or DEFAULT_URL,
         token=args.token or environ.get("MIGCTL_TOKEN") or None,
@@ -83,9 +98,16 @@ def queue_change(args: argparse.Namespace, server: Server) -> int:
         body["reason"] = args.reason
     if getattr(args, "purge", False):
         body["purge"] = True
+    if args.acknowledge:
+        body["acknowledge"] = list(dict.fromkeys(args.acknowledge))
+    if args.accept_modified:
+        body["accept_modified"] = True
     key = args.idempotency_key or default_key(server.url, args.database, body, os.environ)
     path = f"/databases/{quote(args.database)}/operations"
-    operation = server.call("POST", path, body=body, headers={"Idempotency-Key": key}).json()
+    answer = server.call("POST", path, body=body, headers={"Idempotency-Key": key})
+    operation = answer.json()
+    if _replayed(answer, operation):
+        _say_replayed(operation["id"], key, derived=args.idempotency_key is None)
     if args.wait:
         return _await(args, server, operation)
     if args.output == "json":
@@ -95,6 +117,28 @@ def queue_change(args: argparse.Namespace, server: Server) -> int:
     return BY_STATUS.get(operation["status"], Exit.OK)
 
 
+def _replayed(answer: Answer, operation: Mapping[str, Any]) -> bool:
+    """Whether the server gave back an operation an earlier request queued: its record keeps
+    that request's id, while each answer carries its own (X-Request-ID)."""
+    ours = next((v for k, v in answer.headers.items() if k.lower() == "x-request-id"), None)
+    theirs = operation.get("request_id")
+    return bool(ours and theirs) and ours != theirs
+
+
+def _say_replayed(operation_id: int, key: str, derived: bool) -> None:
+    if derived and ci_run(os.environ):
+        line = (
+            f"replayed operation {operation_id} from an earlier attempt of this run; "
+            "pass --idempotency-key to queue anew"
+        )
+    else:
+        line = f"replayed operation {operation_id}, queued earlier with Idempotency-Key {key}"
+    github = os.environ.get("GITHUB_ACTIONS") == "true"
+    print(
+        f"::notice title=migctl: replayed::{line}" if github else f"migctl: {line}", file=sys.stderr
+    )
+
+
 def wait_operation(args: argparse.Namespace, server: Server) -> int:
     operation = server.call("GET", f"/operations/{args.operation_id}").json()
     return _await(args, server, operation)
@@ -102,7 +146,12 @@ def wait_operation(args: argparse.Namespace, server: Server) -> int:
 
 def _await(args: argparse.Namespace, server: Server, operation: Mapping[str, Any]) -> int:
     """Follow the operation with progress on stderr; its end (or timeout) on stdout."""
-    reporter = Reporter(sys.stderr, os.environ, _describer(server, operation["database"]))
+    reporter = Reporter(
+        sys.stderr,
+        os.environ,
+        _describer(server, operation["database"]),
+        approval_note(server, operation["id"]),
+    )
     reporter.begin(operation)
     deadline = time.monotonic() + args.timeout
     ended = follow(server, operation["id"], deadline, reporter.on_event)
@@ -111,20 +160,50 @@ def _await(args: argparse.Namespace, server: Server, operation: Mapping[str, Any
     if args.output == "json":
         _print_json(final)
     else:
-        print(_outcome(final, ended is None, args.timeout))
+        print(_outcome(server, final, ended is None, args.timeout))
     return Exit.TIMED_OUT if ended is None else BY_STATUS.get(final["status"], Exit.FAILED)
 
 
-def _outcome(operation: Mapping[str, Any], timed_out: bool, timeout: float) -> str:
+def _outcome(server: Server, operation: Mapping[str, Any], timed_out: bool, timeout: float) -> str:
     name = f"operation {operation['id']}"
     if timed_out:
         return (
             f"{name} still {operation['status']} after {timeout:g} s; it goes on "
             f"(`migctl wait {operation['id']}` to wait again)"
         )
+    if operation.get("started_at") is None and operation["status"] in NEVER_RAN:
+        return (
+            f"{name} {operation['status']}{_rejection(operation)}{_stale(operation)}: never ran; "
+            f"{operation['database']} stays at {_current(server, operation['database'])}"
+        )
     heads = ", ".join(operation.get("heads_after") or []) or "base"
     steps = len(operation.get("steps") or [])
     return f"{name} {operation['status']}: {operation['database']} at {heads} ({steps} steps)"
+
+
+def _rejection(operation: Mapping[str, Any]) -> str:
+    """` by alice (not on a Friday)` for a rejected operation, else ""."""
+    for approval in operation.get("approvals") or []:
+        if approval.get("decision") == "rejected":
+            reason = f" ({approval['reason']})" if approval.get("reason") else ""
+            return f" by {approval.get('actor')}{reason}"
+    return ""
+
+
+def _stale(operation: Mapping[str, Any]) -> str:
+    """` (approval-stale: request it again)` for one that changed before its approval."""
+    error = operation.get("error") or {}
+    return f" ({error['code']}: request it again)" if error.get("code") == "approval-stale" else ""
+
+
+def _current(server: Server, database: str) -> str:
+    """The database's heads now (the operation's own record has none: it never ran)."""
+    path = f"/databases/{quote(database)}/status"
+    try:
+        status = server.call("GET", path, deadline=time.monotonic() + 10).json()
+    except ClientError:
+        return "its current revision (its status could not be read)"
+    return ", ".join(status.get("current_heads") or []) or "base"
 
 
 def wait_for_revision(args: argparse.Namespace, server: Server) -> int:

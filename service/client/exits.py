@@ -15,6 +15,7 @@ class Exit(IntEnum):
     REFUSED = 4
     TIMED_OUT = 5
     UNREACHABLE = 6
+    UNAVAILABLE = 7
 
 
 MEANINGS: dict[Exit, str] = {
@@ -25,7 +26,9 @@ MEANINGS: dict[Exit, str] = {
     Exit.REFUSED: "refused (4xx: precondition, policy, permission, not found) or rejected "
     "by an approver",
     Exit.TIMED_OUT: "timed out while waiting; the operation goes on (wait again with its id)",
-    Exit.UNREACHABLE: "server unreachable or unavailable (after retries), or a server error",
+    Exit.UNREACHABLE: "server unreachable (after retries), or a server error",
+    Exit.UNAVAILABLE: "the server answered 503 with a problem (project-unavailable at once, "
+    "others after retries): its code and detail are printed",
 }
 
 BY_STATUS = {

@@ -14,6 +14,8 @@ POLL_SECONDS = 30  # each `?wait=` call; the server allows up to 60
 STREAM_READ_SECONDS = 45.0  # keep-alives come every 15 s: silence this long is a dead link
 
 BUSY = "too-many-streams"
+AWAITING = "awaiting_approval"
+NEVER_QUEUED = ("rejected", "expired", "cancelled")
 
 OnEvent = Callable[[Event], None]
 
@@ -74,11 +76,14 @@ def _stream(
 
 def _poll(server: Server, operation_id: int, deadline: float, on_event: OnEvent) -> Any:
     """`GET /operations/{id}?wait=` until it ends; the steps recorded so far are reported
-    each time (the reporter prints each once)."""
+    each time (the reporter prints each once), and the approval it awaits and gets. The first
+    call does not wait, so that an operation awaiting approval says so at once."""
+    wait, status = 0, ""
     while True:
-        wait = max(0, min(POLL_SECONDS, int(deadline - time.monotonic())))
         answer = server.call("GET", f"/operations/{operation_id}?wait={wait}", deadline=deadline)
         operation = answer.json()
+        status = _report_status(status, operation, on_event)
+        wait = max(0, min(POLL_SECONDS, int(deadline - time.monotonic())))
         for step in operation.get("steps") or []:
             on_event(Event(0, "step.finished", _as_event(operation, step)))
         if operation["status"] in FINISHED:
@@ -87,6 +92,16 @@ def _poll(server: Server, operation_id: int, deadline: float, on_event: OnEvent)
             return None
         if "Retry-After" in answer.headers:  # no free waiting slot: do not spin
             time.sleep(min(float(answer.headers["Retry-After"]), 5.0))
+
+
+def _report_status(seen: str, operation: dict[str, Any], on_event: OnEvent) -> str:
+    """The awaiting approval and queued events a stream would have carried; the status now."""
+    status = str(operation["status"])
+    if status == AWAITING and seen != AWAITING:
+        on_event(Event(0, f"operation.{AWAITING}", {"status": status}))
+    elif seen == AWAITING and status not in (AWAITING, *NEVER_QUEUED):
+        on_event(Event(0, "operation.queued", {"status": "queued"}))
+    return status
 
 
 def _as_event(operation: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 
 from service.client import exits
 from service.client.commands import (
+    CLIENT_VARIABLES,
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
     Command,
@@ -25,7 +27,11 @@ OPERATION = "an operation's id"
 EPILOG = "exit codes:\n" + exits.table()
 
 
-def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_client_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    known: Collection[str] = CLIENT_VARIABLES,
+) -> None:
+    """`known`: the MIGCTL_* variables not to warn about (the server's and the client's)."""
     common = _common_options()
 
     def add(name: str, command: Command, summary: str) -> argparse.ArgumentParser:
@@ -37,7 +43,7 @@ def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
             epilog=EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        parser.set_defaults(run=lambda args: run(command, args))
+        parser.set_defaults(run=lambda args: run(command, args, known))
         return parser
 
     add("status", show_status, "(client) where a database stands").add_argument("database", help=DB)
@@ -109,6 +115,18 @@ def _change_parser(parser: argparse.ArgumentParser, action: str) -> None:
         help="comma-separated revisions the database must be at ('' for none)",
     )
     parser.add_argument("--reason", default=None, help="recorded with the operation")
+    parser.add_argument(
+        "--acknowledge",
+        action="append",
+        default=None,
+        metavar="RULE",
+        help="queue despite this lint rule's findings under lint = block (admin; repeatable)",
+    )
+    parser.add_argument(
+        "--accept-modified",
+        action="store_true",
+        help="queue although applied revision files changed since they ran (admin)",
+    )
     parser.add_argument(
         "--idempotency-key", default=None, help="default: from the request + CI run"
     )

@@ -11,17 +11,27 @@ from typing import IO, Any
 from service.client.sse import Event
 
 Describe = Callable[[str], str]  # a revision id -> its message ("" when unknown)
+Note = Callable[[str], "str | None"]  # an approval event's kind -> what to say, or None
+AWAITING, QUEUED = "operation.awaiting_approval", "operation.queued"
 _STATUS_LINES = {
-    "operation.awaiting_approval": "awaiting approval: an approver must approve it",
-    "operation.queued": "queued",
+    AWAITING: "awaiting approval: an approver must approve it",
+    QUEUED: "queued",
     "operation.running": "claimed by a worker",
 }
 
 
 class Reporter:
-    def __init__(self, out: IO[str], environ: Mapping[str, str], describe: Describe) -> None:
+    def __init__(
+        self,
+        out: IO[str],
+        environ: Mapping[str, str],
+        describe: Describe,
+        note: Note | None = None,
+    ) -> None:
         self.out = out
         self.describe = describe
+        self.note = note
+        self.awaited = False
         self.github = environ.get("GITHUB_ACTIONS") == "true"
         self.gitlab = environ.get("GITLAB_CI") == "true"
         self.summary_path = environ.get("GITHUB_STEP_SUMMARY") if self.github else None
@@ -47,7 +57,9 @@ class Reporter:
 
     def on_event(self, event: Event) -> None:
         step, data = event.data.get("step") or {}, event.data
-        if event.kind in _STATUS_LINES:
+        if event.kind == AWAITING or (event.kind == QUEUED and self.awaited):
+            self._approval(event.kind)
+        elif event.kind in _STATUS_LINES:
             self._print(_STATUS_LINES[event.kind])
         elif event.kind == "step.started" and step.get("position") not in self.started:
             self.started.add(step["position"])
@@ -58,6 +70,12 @@ class Reporter:
             self.finished[step["position"]] = step
             seconds = step["duration_ms"] / 1000
             self._print(f"{self._label(step, data)}: {step['outcome']} in {seconds:.2f} s")
+
+    def _approval(self, kind: str) -> None:
+        """Awaiting approval, then approved: a line (a notice in GitHub Actions) each."""
+        self.awaited = self.awaited or kind == AWAITING
+        line = (self.note(kind) if self.note else None) or _STATUS_LINES[kind]
+        self._print(f"::notice title=migctl: approval::{_escaped(line)}" if self.github else line)
 
     def end(self, operation: Mapping[str, Any], timed_out: bool) -> None:
         if self.github:

@@ -17,6 +17,8 @@ from service.client.exits import Exit
 
 TRANSPORT_ERRORS = (OSError, http.client.HTTPException)  # URLError is an OSError
 RETRIED_STATUSES = frozenset({502, 503, 504})  # a proxy or a server that is (re)starting
+# 503 problems that do not clear by themselves (a broken env.py waits for a fix): not retried.
+LASTING = frozenset({"project-unavailable"})
 
 
 class ClientError(Exception):
@@ -89,17 +91,21 @@ class Server:
         deadline = deadline if deadline is not None else time.monotonic() + self.patience
         delay = 0.5
         while True:
+            problem: ClientError | None = None
             try:
                 return self._once(method, path, body, headers or {}, timeout)
             except urllib.error.HTTPError as exc:
                 answer = Answer(exc.code, dict(exc.headers), exc.read())
-                refusal = _refusal(method, path, answer)
-                if exc.code not in RETRIED_STATUSES or refusal.code in final:
-                    raise refusal from None
-                reason, wait = f"HTTP {exc.code}", _retry_after(answer, delay)
+                problem = _refusal(method, path, answer)
+                if exc.code not in RETRIED_STATUSES or problem.code in final | LASTING:
+                    raise problem from None
+                reason = f"HTTP {exc.code}" + (f" {problem.code}" if problem.code else "")
+                wait = _retry_after(answer, delay)
             except TRANSPORT_ERRORS as exc:
                 reason, wait = f"{type(exc).__name__}: {exc}", delay
             if time.monotonic() + wait > deadline:
+                if problem is not None and problem.code:
+                    raise problem
                 raise ClientError(f"{self.url} unreachable: {reason}", Exit.UNREACHABLE)
             print(f"migctl: {reason}; retrying in {wait:g} s", file=self.log, flush=True)
             time.sleep(wait)
@@ -133,12 +139,23 @@ def _refusal(method: str, path: str, answer: Answer) -> ClientError:
     except ValueError:
         problem = None
     detail = problem.get("detail") if isinstance(problem, dict) else None
-    if answer.status >= 500:  # unavailable, or a bug on the server: not a refusal
+    code = problem.get("code") if isinstance(problem, dict) else None
+    if answer.status == 503 and code:  # unavailable, and the server says why
+        message = f"{method} {path}: unavailable (503 {code}): {detail or ''}{_where(problem)}"
+        return ClientError(message, Exit.UNAVAILABLE, problem, answer.status)
+    if answer.status >= 500:  # a bug on the server, or a proxy: not a refusal
         message = f"{method} {path}: server error {answer.status}: {detail or ''}"
         return ClientError(message, Exit.UNREACHABLE, problem, answer.status)
-    code = problem.get("code") if isinstance(problem, dict) else None
     message = f"refused ({answer.status} {code or ''}): {detail or method + ' ' + path}"
     return ClientError(message, Exit.REFUSED, problem, answer.status)
+
+
+def _where(problem: dict[str, Any]) -> str:
+    """` (path line N)` when the problem names a file of the project."""
+    if not problem.get("path"):
+        return ""
+    line = f" line {problem['line']}" if problem.get("line") else ""
+    return f" ({problem['path']}{line})"
 
 
 def quote(value: str) -> str:

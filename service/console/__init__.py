@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from service.console import approvals, audit, auth, changes, operations, pages
+from service.console import approvals, audit, auth, changes, operations, pages, rollouts
 from service.console.blueprint import console
 from service.console.highlight import sql_html
 
@@ -11,6 +11,7 @@ VIEWS = (
     pages,
     changes,
     operations,
+    rollouts,
     approvals,
     audit,
 )  # importing them registers their routes

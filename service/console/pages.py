@@ -15,6 +15,7 @@ from service.errors import MigctlError
 from service.services import databases, previews, revisions
 from service.services import fleet as fleet_service
 from service.services import operations as operations_service
+from service.services.access import GRANTS, Permission
 from service.services.fleet import STATES
 from service.services.safety import checksums
 from service.services.safety.lint import with_lint
@@ -56,6 +57,7 @@ def database(name: str) -> ResponseReturnValue:
         pending=detail.status.pending_revisions if detail.status else None,
         operations=_operations(None, database=name),
         files=_verification(name),
+        may_upgrade=Permission.UPGRADE in GRANTS[current_principal().role],
     )
 
 

@@ -82,7 +82,8 @@ class Project:
         if problems:
             self.failure = RunnerError("project-unavailable", "; ".join(problems), path=None)
             return
-        self.script = script
+        self.failure = _env_py_syntax(script.env_py_location, self.directory)
+        self.script = script if self.failure is None else None
 
     def export(self) -> dict[str, Any]:
         """The files migctl must watch, and the graph as data (or why it cannot be loaded)."""
@@ -107,6 +108,19 @@ class Project:
             "path": relative(script.path, self.directory) or script.path,
             "sha256": _file_sha256(script.path),
         }
+
+
+def _env_py_syntax(env_py: str, directory: Path) -> RunnerError | None:
+    """Compile env.py without running it: a SyntaxError breaks every call that runs it, and
+    readiness (which only loads the scripts, once per change) must see it too."""
+    try:
+        with open(env_py, "rb") as handle:
+            compile(handle.read(), env_py, "exec", dont_inherit=True)
+    except OSError:
+        return None  # Alembic says so when it runs env.py
+    except (SyntaxError, ValueError) as exc:
+        return load_failure(exc, [], directory)
+    return None
 
 
 def _layout(config: Config, sys_path: tuple[str, ...]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from service.lifecycle import Status
 from service.migrator.plans import plan_steps, step_direction, step_revision
 from service.services import events
 from service.services.access import Permission
-from service.services.context import RequestContext
+from service.services.context import RequestContext, people
 from service.services.registry import Managed, Registry
 from service.store import approvals as store_approvals
 from service.store import audit
@@ -49,10 +49,11 @@ def binding(managed: Managed, action: str, revision: str, purge: bool) -> dict[s
 
 
 def changes(approved: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
-    """What differs between two bindings: `heads`, `plan`, and each revision whose file did."""
+    """What differs between two bindings: `heads`, `plan`, and each revision still planned
+    whose file did (one that left the plan is the plan's change, not its file's)."""
     found = [key for key in ("heads", "plan") if approved.get(key) != now.get(key)]
     files, now_files = approved.get("files") or {}, now.get("files") or {}
-    return found + sorted(rev for rev in files if files[rev] != now_files.get(rev))
+    return found + sorted(rev for rev in files if now_files.get(rev, files[rev]) != files[rev])
 
 
 def check_unchanged(registry: Registry, record: OperationRecord) -> None:
@@ -72,10 +73,9 @@ def check_unchanged(registry: Registry, record: OperationRecord) -> None:
 
 
 def same_person(record: OperationRecord, context: RequestContext) -> bool:
-    """The requester may not approve: same token, or the same person it acted for."""
-    asked = {record.actor, record.on_behalf_of} - {None}
-    deciding = {context.actor, context.on_behalf_of} - {None}
-    return bool(asked & deciding)
+    """The requester may not approve: the same token, or the same person (service.services.
+    context.person: `alice (chat)`, `Alice` and token `alice` are one person)."""
+    return bool(people(record.actor, record.on_behalf_of) & context.people)
 
 
 def approve(
@@ -87,18 +87,48 @@ def approve(
         context.principal.require(Permission.APPROVE, record.database)
         _refuse_self(record, context)
         now = binding(registry.get(record.database), record.action, record.revision, record.purge)
-        changed = changes(record.approval_binding or {}, now)
-        if changed:
-            raise ApprovalStaleError(
-                f"Operation {record.id}: {', '.join(changed)} changed since it was requested; "
-                "request it again.",
-                operation_id=record.id,
-                changed=changed,
-            )
     except MigctlError as exc:
         _refused(store, record, context, exc)
         raise
+    changed = changes(record.approval_binding or {}, now)
+    if changed and record.status == Status.AWAITING_APPROVAL:  # else refused as decided
+        raise _end_stale(store, record, context, changed)
     return _decide(store, record, context, APPROVED, None, now)
+
+
+def _end_stale(
+    store: ControlStore, record: OperationRecord, context: RequestContext, changed: list[str]
+) -> ApprovalStaleError:
+    """What was requested is no longer what would run: nobody can approve it any more, so it
+    ends `expired` (error `approval-stale`) and leaves every approver's queue; audited."""
+    error = ApprovalStaleError(
+        f"Operation {record.id}: {', '.join(changed)} changed since it was requested; "
+        "it ended expired and nothing ran: request it again.",
+        operation_id=record.id,
+        changed=changed,
+    )
+    with store.transaction() as connection:
+        audit.append(connection, _refusal_event(record, context, error))
+        moved = ops.transition(
+            connection,
+            record.id,
+            from_status=Status.AWAITING_APPROVAL,
+            to_status=Status.EXPIRED,
+            values={
+                "finished_at": utcnow(),
+                "error_code": error.code,
+                "error_type": type(error).__name__,
+                "error_message": error.detail,
+            },
+        )
+        if moved:
+            details = {"code": error.code, "changed": changed, "detail": error.detail}
+            audit.append(
+                connection,
+                _event(record, "approval.expired", Status.EXPIRED, RequestContext(SYSTEM), details),
+            )
+            events.emit(connection, record.id, events.status_kind(Status.EXPIRED))
+    return error
 
 
 def reject(
@@ -188,8 +218,8 @@ def _conflict(
 
 
 def same_person_as(approval: ApprovalRecord, context: RequestContext) -> bool:
-    earlier = {approval.actor, approval.on_behalf_of} - {None}
-    return bool(earlier & ({context.actor, context.on_behalf_of} - {None}))
+    """One person decides once, whichever token or channel they come through."""
+    return bool(people(approval.actor, approval.on_behalf_of) & context.people)
 
 
 def _move(connection: sa.Connection, record: OperationRecord, decision: str) -> None:
@@ -214,11 +244,12 @@ def _move(connection: sa.Connection, record: OperationRecord, decision: str) -> 
         ops.notify_queued(connection)
 
 
-def expire_overdue(store: ControlStore) -> list[int]:
-    """End every operation whose approval_ttl passed without its approvals: `expired`."""
+def expire_overdue(store: ControlStore, now: dt.datetime | None = None) -> list[int]:
+    """End every operation whose approval_ttl passed by `now` (default: now) without its
+    approvals: `expired`."""
     with store.transaction() as connection:
         expired = []
-        for operation_id in store_approvals.overdue(connection, utcnow()):
+        for operation_id in store_approvals.overdue(connection, now or utcnow()):
             moved = ops.transition(
                 connection,
                 operation_id,

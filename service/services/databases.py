@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from service.errors import MigctlError
 from service.services.registry import Managed, Registry
+from service.settings import ManagedDatabase
 
 
 class SchemaState(StrEnum):
@@ -26,8 +27,16 @@ class Project:
 
 @dataclass(frozen=True)
 class Policy:
+    """The effective policy (defaults applied): what a request will meet before it runs."""
+
     allow_downgrade: bool
     allow_stamp: bool
+    require_approval: bool
+    approvals_required: int
+    approval_ttl: float
+    lint: str
+    lock_timeout: str | None
+    statement_timeout: str | None
 
 
 @dataclass(frozen=True)
@@ -112,8 +121,22 @@ def summarize(managed: Managed) -> DatabaseSummary:
         dialect=database.dialect,
         url=database.masked_url,
         project=Project(str(database.alembic_config), database.alembic_section),
-        policy=Policy(database.allows("downgrade"), database.allows("stamp")),
+        policy=policy(database),
         labels=dict(database.labels),
+    )
+
+
+def policy(database: ManagedDatabase) -> Policy:
+    """The database's policy with every default applied."""
+    return Policy(
+        allow_downgrade=database.allows("downgrade"),
+        allow_stamp=database.allows("stamp"),
+        require_approval=database.needs_approval,
+        approvals_required=database.approvals_required,
+        approval_ttl=database.approval_ttl_seconds,
+        lint=database.lint_policy,
+        lock_timeout=database.effective_lock_timeout,
+        statement_timeout=database.statement_timeout,
     )
 
 

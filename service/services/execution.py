@@ -104,27 +104,19 @@ def record_event(
         }
         with store.transaction() as connection:
             if ops.update_running(connection, record.id, worker_id, values):
-                _step_starts(connection, record.id)
+                events.steps_moved(connection, record.id, None)
         return None
     if isinstance(event, FinishedStep):
         step = _step_record(event, _redactor(registry, record.database))
         with store.transaction() as connection:
             ops.add_step(connection, record.id, step)
-            events.emit(connection, record.id, events.STEP_FINISHED, _step_summary(step))
-            if step.outcome != StepOutcome.FAILED:  # a failed step is the last one to run
-                _step_starts(connection, record.id)
+            next_begins = step.outcome != StepOutcome.FAILED  # a failed step is the last
+            events.steps_moved(connection, record.id, _step_summary(step), next_begins)
         metrics.STEP_DURATION.labels(step.direction).observe(step.duration_ms / 1000)
         return None
     status = Status.SUCCEEDED if event.error is None else Status.FAILED
     ended = finish(registry, store, record, worker_id, status, event.heads_after, event.error)
     return ended or status
-
-
-def _step_starts(connection: sa.Connection, operation_id: int) -> None:
-    """The job runs its steps back to back: once one is recorded, the next has begun."""
-    following = events.next_step(connection, operation_id)
-    if following is not None:
-        events.emit(connection, operation_id, events.STEP_STARTED, following)
 
 
 def _step_summary(step: StepRecord) -> dict[str, Any]:

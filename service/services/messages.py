@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.lifecycle import FINISHED
 from service.store.audit import AuditEvent
 from service.store.operations import OperationRecord
 
@@ -63,12 +64,10 @@ def operation_message(
     took = duration(record)
     error = short(record.error_message, MAX_ERROR) if record.error_message else None
     text = (
-        f"{where}: {record.action} to {record.revision}, asked by {person(record)}, is "
-        f"{record.status.replace('_', ' ')}"
-        + (f" after {took}" if took else "")
-        + f"; {done} of {total} steps done."
+        f"{where}: {record.action} to {record.revision}, asked by {person(record)}, "
+        f"{status_phrase(record.status, took)}; {done} of {total} steps done."
         + (f" Failed at {record.failed_revision}: {error}" if error else "")
-        + _approval_sentence(event, record)
+        + _event_sentence(event, record)
     )
     facts = [
         ("Database", record.database),
@@ -80,11 +79,13 @@ def operation_message(
     ]
     facts += [("Duration", took)] if took else []
     facts += [("Failing revision", record.failed_revision)] if record.failed_revision else []
-    if event.action.startswith("approval.") and event.actor != record.actor:
-        facts.append(("Decided by", event.actor))
+    if event.action in ("approval.approved", "approval.rejected"):
+        facts.append(("Decided by", _who(event)))
+    if event.action == "approval.refused":
+        facts.append(("Refused to", _who(event)))
     return Message(
         event=event.action,
-        title=f"{where}: {record.action} {record.status.replace('_', ' ')}",
+        title=f"{where}: {_headline(event, record)}",
         text=text,
         facts=tuple(facts),
         link=operation_link(public_url, record.id),
@@ -93,6 +94,43 @@ def operation_message(
         occurred_at=event.occurred_at,
         data=_data(event, record, done, total),
     )
+
+
+def status_phrase(status: str, took: str | None = None) -> str:
+    """`is awaiting approval`, `is running`; a finished one `failed after 0.4 s`."""
+    words = status.replace("_", " ")
+    if status not in FINISHED:
+        return f"is {words}"
+    return words + (f" after {took}" if took else "")
+
+
+def _who(event: AuditEvent) -> str:
+    return event.actor + (f" for {event.on_behalf_of}" if event.on_behalf_of else "")
+
+
+def _headline(event: AuditEvent, record: OperationRecord) -> str:
+    """What happened, in a chat notification's title: each event its own."""
+    headlines = {
+        "operation.requested": f"{record.action} requested",
+        "approval.requested": f"{record.action} needs approval",
+        "approval.approved": f"{record.action} approved by {event.actor}",
+        "approval.rejected": f"{record.action} rejected by {event.actor}",
+        "approval.refused": f"{event.actor} may not approve the {record.action}",
+        "approval.expired": f"{record.action} expired unapproved",
+    }
+    return headlines.get(event.action, f"{record.action} {record.status.replace('_', ' ')}")
+
+
+def _event_sentence(event: AuditEvent, record: OperationRecord) -> str:
+    if event.action == "operation.requested":
+        return f" {_who(event)} requested it."
+    if event.action == "approval.refused":
+        why = event.details.get("detail") or event.details.get("code") or "refused"
+        return f" {_who(event)} may not approve it ({event.details.get('code')}): {why}"
+    if event.action == "approval.expired":
+        why = event.details.get("detail")
+        return f" It expired: {why}" if why else " No approval came in time; it never ran."
+    return _approval_sentence(event, record)
 
 
 def _approval_sentence(event: AuditEvent, record: OperationRecord) -> str:
@@ -175,8 +213,7 @@ def database_message(
         took = duration(last)
         text += (
             f" Last operation {last.id}: {last.action} to {last.revision}, asked by "
-            f"{person(last)}, {last.status.replace('_', ' ')}"
-            + (f" after {took}." if took else ".")
+            f"{person(last)}, {status_phrase(last.status, took)}."
         )
         facts.append(("Last operation", f"{last.id} {last.action} {last.status}"))
     return Message(

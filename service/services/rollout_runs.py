@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from service.errors import JobStartError, MigctlError
+from service.errors import JobStartError, MigctlError, RolloutStoppedError
 from service.lifecycle import FINISHED, RolloutStatus, Status
 from service.services.access import Principal, Role
 from service.services.context import RequestContext
@@ -58,16 +58,29 @@ def _advance(services: Services, record: RolloutRecord) -> int:
     failures = sum(state in FAILED for state in states.values())
     canary_failed = any(t.canary and states[t.id] in FAILED for t in record.targets)
     if failures > record.max_failures or canary_failed:
-        return _finish(store, record, RolloutStatus.FAILED, failures)
+        return _finish(store, record, RolloutStatus.FAILED, failures, _why(record, states))
     if not any(state in IN_FLIGHT or state in ("pending", "retry") for state in states.values()):
         outcome = RolloutStatus.FAILED if failures else RolloutStatus.SUCCEEDED
-        return _finish(store, record, outcome, failures)
+        return _finish(store, record, outcome, failures, _why(record, states))
     canaries_done = all(states[t.id] == Status.SUCCEEDED for t in record.targets if t.canary)
     waiting = [t for t in record.targets if states[t.id] in ("pending", "retry")]
     candidates = waiting if canaries_done else [t for t in waiting if t.canary]
     running = sum(state in IN_FLIGHT for state in states.values())
     slots = max(0, record.max_parallel - running)
     return sum(_launch(services, record, target) for target in candidates[:slots])
+
+
+def _why(record: RolloutRecord, states: dict[int, str]) -> str:
+    """Why the rollout stopped: its failed canary, else the failures past max_failures."""
+    failed = [t for t in record.targets if states[t.id] in FAILED]
+    canaries = [t.database for t in failed if t.canary]
+    if canaries:
+        return f"rollout failed at canary {', '.join(canaries)}"
+    names = ", ".join(t.database for t in failed[:5]) + (", ..." if len(failed) > 5 else "")
+    return (
+        f"rollout failed after {len(failed)} failure(s) ({names}), "
+        f"more than max_failures {record.max_failures}"
+    )
 
 
 def _state(services: Services, target: TargetRecord) -> str:
@@ -121,13 +134,15 @@ def _launch(services: Services, record: RolloutRecord, target: TargetRecord) -> 
 
 
 def _finish(
-    store: ControlStore, record: RolloutRecord, status: RolloutStatus, failures: int
+    store: ControlStore, record: RolloutRecord, status: RolloutStatus, failures: int, why: str
 ) -> int:
+    """End the rollout; its targets never queued become skipped, saying `why`."""
     with store.transaction() as connection:
         moved = rollouts.move(
             connection, record.id, RolloutStatus.RUNNING, status, {"finished_at": utcnow()}
         )
         if moved:
+            rollouts.skip_unqueued(connection, record.id, RolloutStoppedError.code, why)
             event = AuditEvent(
                 actor=record.actor,
                 on_behalf_of=record.on_behalf_of,

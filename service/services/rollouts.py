@@ -17,6 +17,7 @@ from service.errors import (
     OperationConflictError,
     RolloutConflictError,
     RolloutNotFoundError,
+    RolloutStoppedError,
 )
 from service.lifecycle import FINISHED, ROLLOUT_TRANSITIONS, RolloutStatus
 from service.services import audit as audit_service
@@ -68,6 +69,16 @@ def target_state(target: TargetRecord) -> str:
     if target.operation_status is not None:
         return target.operation_status
     return "skipped" if target.problem_code else "pending"
+
+
+def target_problem(target: TargetRecord) -> dict[str, str | None] | None:
+    """Why a target was not queued (its refusal, or the rollout ended first), else its
+    operation's error code and message, else None."""
+    if target.problem_code:
+        return {"code": target.problem_code, "detail": target.problem_detail}
+    if target.operation_error:
+        return {"code": target.operation_error, "detail": target.operation_message}
+    return None
 
 
 def selected(registry: Registry, selector: Selector) -> list[str]:
@@ -167,6 +178,21 @@ def get_rollout(store: ControlStore, rollout_id: int, context: RequestContext) -
     return view(record)
 
 
+def list_rollouts(
+    store: ControlStore, status: str | None, context: RequestContext, first: int, last: int
+) -> tuple[list[RolloutView], int]:
+    """A page of rollouts, newest first; a scoped token sees those of its own fleet only."""
+    with store.transaction() as connection:
+        records, total = rollouts.list_page(
+            connection,
+            status=status,
+            databases=context.principal.databases,
+            first=first,
+            last=last,
+        )
+    return [view(record) for record in records], total
+
+
 def view(record: RolloutRecord) -> RolloutView:
     totals = Counter(target_state(t) for t in record.targets)
     return RolloutView(record, dict(sorted(totals.items())), _eta(record, totals))
@@ -210,6 +236,9 @@ def change_rollout(
         outcome = "accepted" if moved else "refused"
         audit.append(connection, _event(context, rollout_id, _CHANGES[target], names, outcome))
         waiting = rollouts.waiting_operations(connection, rollout_id) if moved else []
+        if moved and target == RolloutStatus.CANCELLED:
+            why = f"rollout cancelled by {context.actor}"
+            rollouts.skip_unqueued(connection, rollout_id, RolloutStoppedError.code, why)
         if moved and target == RolloutStatus.RUNNING:
             ops.notify_queued(connection)
     if target == RolloutStatus.CANCELLED:

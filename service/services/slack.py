@@ -72,7 +72,8 @@ def interact(
             reason = f"rejected from Slack by {person}"
             record = approvals.reject(store, click.operation_id, context, reason)
     except MigctlError as exc:
-        return f"Operation {click.operation_id}: {exc.detail}"
+        said = f"Operation {click.operation_id}"
+        return exc.detail if exc.detail.startswith(said) else f"{said}: {exc.detail}"
     return f"Operation {record.id} is {record.status.replace('_', ' ')} ({person})."
 
 

@@ -142,6 +142,13 @@ def list_steps(connection: sa.Connection, operation_id: int) -> list[StepRecord]
     ]
 
 
+def count_steps(connection: sa.Connection, operation_id: int, excluding: str | None = None) -> int:
+    query = sa.select(sa.func.count()).where(operation_steps.c.operation_id == operation_id)
+    if excluding is not None:
+        query = query.where(operation_steps.c.outcome != excluding)
+    return int(connection.execute(query).scalar_one())
+
+
 def list_page(
     connection: sa.Connection,
     *,

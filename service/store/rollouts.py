@@ -27,6 +27,7 @@ class TargetRecord:
     problem_detail: str | None
     operation_status: str | None
     operation_error: str | None  # its error code when it failed
+    operation_message: str | None  # and its error message
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     attempts: int  # operations queued for it so far (more than one after an interruption)
@@ -94,6 +95,7 @@ def _targets(connection: sa.Connection, rollout_id: int) -> list[TargetRecord]:
             rollout_targets,
             operations.c.status.label("operation_status"),
             operations.c.error_code.label("operation_error"),
+            operations.c.error_message.label("operation_message"),
             operations.c.started_at,
             operations.c.finished_at,
             sa.func.coalesce(attempts.c.attempts, 0).label("attempts"),
@@ -109,6 +111,42 @@ def _targets(connection: sa.Connection, rollout_id: int) -> list[TargetRecord]:
         values["started_at"], values["finished_at"] = aware(row.started_at), aware(row.finished_at)
         found.append(TargetRecord(**values))
     return found
+
+
+MAX_OFFSET = 2**31 - 1  # a page number far past the end must not overflow the driver
+
+
+def list_page(
+    connection: sa.Connection,
+    *,
+    status: str | None,
+    databases: frozenset[str] | None,
+    first: int,
+    last: int,
+) -> tuple[list[RolloutRecord], int]:
+    """Newest first, of `status` (None: any); only rollouts whose every database is one of
+    `databases` when it is given."""
+    conditions: list[sa.ColumnElement[bool]] = []
+    if status:
+        conditions.append(rollouts.c.status == status)
+    if databases is not None:
+        outside = sa.select(rollout_targets.c.id).where(
+            rollout_targets.c.rollout_id == rollouts.c.id,
+            rollout_targets.c.database.not_in(sorted(databases)),
+        )
+        conditions.append(~outside.exists())
+    total = connection.execute(
+        sa.select(sa.func.count()).select_from(rollouts).where(*conditions)
+    ).scalar_one()
+    query = (
+        sa.select(rollouts.c.id)
+        .where(*conditions)
+        .order_by(rollouts.c.id.desc())
+        .offset(min(first, MAX_OFFSET))
+        .limit(last - first + 1)
+    )
+    found = (get(connection, int(i)) for i in connection.execute(query).scalars())
+    return [record for record in found if record is not None], int(total)
 
 
 def find_by_idempotency_key(
@@ -205,6 +243,19 @@ def set_problem(connection: sa.Connection, target_id: int, code: str, detail: st
     connection.execute(
         rollout_targets.update()
         .where(rollout_targets.c.id == target_id, rollout_targets.c.operation_id.is_(None))
+        .values(problem_code=code, problem_detail=detail)
+    )
+
+
+def skip_unqueued(connection: sa.Connection, rollout_id: int, code: str, detail: str) -> None:
+    """Give every target of an ended rollout that never had an operation (nor a problem) why."""
+    connection.execute(
+        rollout_targets.update()
+        .where(
+            rollout_targets.c.rollout_id == rollout_id,
+            rollout_targets.c.operation_id.is_(None),
+            rollout_targets.c.problem_code.is_(None),
+        )
         .values(problem_code=code, problem_detail=detail)
     )
 

@@ -21,10 +21,10 @@ TROUBLE: tuple[type[Exception], ...] = (MigctlError, *DATABASE_ERRORS)
 class StateRefresher:
     """Rereads each database at most every `state_refresh_seconds`, and after each operation.
 
-    Its own thread: reading a large fleet takes seconds, and claiming must not wait on it.
-    Its own runners too: a read may run env.py (to find the version table), and a hanging
-    env.py must not keep a job from starting in the runner it would share.
-    Several workers may overlap on a database; the row they write is the same either way.
+    Its own thread: reading a large fleet takes seconds, and claiming must not wait on it. Its
+    own registry, so its own project runners: a read that hangs in env.py (its first one runs
+    env.py to find the version table) never holds the runner a job starts through. Several
+    workers may overlap on a database; the row they write is the same either way.
     """
 
     def __init__(self, services: Services, worker_id: str) -> None:

@@ -22,8 +22,29 @@ class ProjectSchema(ma.Schema):
 
 
 class PolicySchema(ma.Schema):
+    """The effective policy, defaults applied: what a request will meet before it runs."""
+
     allow_downgrade = ma.fields.Boolean(metadata={"description": "false in production by default"})
     allow_stamp = ma.fields.Boolean()
+    require_approval = ma.fields.Boolean(
+        metadata={"description": "Operations wait for approvers (true in production by default)"}
+    )
+    approvals_required = ma.fields.Integer(
+        metadata={"description": "Distinct approvers needed, none of them the requester"}
+    )
+    approval_ttl = ma.fields.Float(
+        metadata={"description": "Seconds an operation may await approval before it expires"}
+    )
+    lint = ma.fields.String(
+        metadata={"description": "off, warn or block (block in production by default)"}
+    )
+    lock_timeout = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "Each step's lock_timeout (5s in production by default)"},
+    )
+    statement_timeout = ma.fields.String(
+        allow_none=True, metadata={"description": "Each step's statement_timeout; null: none"}
+    )
 
 
 class DatabaseSchema(ma.Schema):

@@ -70,13 +70,17 @@ class TargetSchema(ma.Schema):
     )
     operation_id = ma.fields.Integer(allow_none=True)
     problem = ma.fields.Function(
-        lambda t: {"code": t.problem_code, "detail": t.problem_detail} if t.problem_code else None
+        service.target_problem,
+        metadata={
+            "description": "Why it was skipped (`rollout-stopped`: the rollout ended first), "
+            "or its operation's error code and message; null otherwise"
+        },
     )
     started_at = ma.fields.DateTime(allow_none=True)
     finished_at = ma.fields.DateTime(allow_none=True)
 
 
-class RolloutSchema(ma.Schema):
+class RolloutSummarySchema(ma.Schema):
     id = ma.fields.Integer(attribute="record.id")
     status = ma.fields.String(
         attribute="record.status", metadata={"description": ", ".join(RolloutStatus)}
@@ -97,11 +101,34 @@ class RolloutSchema(ma.Schema):
         allow_none=True,
         metadata={"description": "Mean operation time, times waves left; null at first"},
     )
+
+
+class RolloutSchema(RolloutSummarySchema):
     targets = ma.fields.List(ma.fields.Nested(TargetSchema), attribute="record.targets")
+
+
+class RolloutQueryArgsSchema(ma.Schema):
+    status = ma.fields.String(validate=ma.validate.OneOf(list(RolloutStatus)))
 
 
 @blp.route("/rollouts")
 class Rollouts(MethodView):
+    @blp.arguments(RolloutQueryArgsSchema, location="query")
+    @blp.response(200, RolloutSummarySchema(many=True))
+    @blp.paginate()
+    @blp.problems(503)
+    def get(self, args, pagination_parameters):
+        """List rollouts, newest first, with their totals per state (`status` filters)"""
+        views, total = service.list_rollouts(
+            control_store(),
+            args.get("status"),
+            request_context(),
+            first=pagination_parameters.first_item,
+            last=pagination_parameters.last_item,
+        )
+        pagination_parameters.item_count = total
+        return views
+
     @blp.arguments(RolloutCreateSchema)
     @blp.arguments(IdempotencyHeaderSchema, location="headers")
     @blp.response(202, RolloutSchema, headers={"Location": {"schema": {"type": "string"}}})
