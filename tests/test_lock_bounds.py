@@ -121,4 +121,4 @@ def test_with_a_transaction_per_revision_the_database_stays_at_the_last_complete
     ended = client.get(f"/api/v1/operations/{queued['id']}").json
     assert ended["error"]["code"] == "lock-timeout" and ended["error"]["revision"] == "r2"
     assert ended["heads_after"] == ["r1"]
-    assert [s["outcome"] for s in ended["steps"]] == ["succeeded"]
+    assert [s["outcome"] for s in ended["steps"]] == ["succeeded", "failed"]
