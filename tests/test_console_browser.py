@@ -263,5 +263,5 @@ def test_a_failed_step_shows_its_error_and_its_sql_live(
     expect(problem.locator("pre.sql")).to_contain_text("UPDATE no_such_table SET x = 1")
     page.screenshot(path=shots / "failed-desktop.png", full_page=True)
     expect(page.locator("#live tr.ran")).to_have_count(1)  # r0 applied
-    expect(page.locator("#live tr.planned")).to_contain_text("failed")  # r1, rolled back
+    expect(page.locator("#live tr.failed")).to_contain_text("failed")  # r1 ran and failed
     expect(page.get_by_role("button", name="Cancel")).to_have_count(0)

@@ -16,8 +16,8 @@ from service.store.db import utcnow
 from service.store.operations import OperationRecord
 
 _MEANS_KEPT = 256  # operations whose step estimates a process keeps
-_MEANS: dict[int, dict[tuple[str, str], float]] = {}
-_UNKNOWN: dict[int, set[tuple[str, str]]] = {}  # steps that had never run when read
+_MEANS: dict[tuple[str, int], dict[tuple[str, str], float]] = {}
+_UNKNOWN: dict[tuple[str, int], set[tuple[str, str]]] = {}  # steps that had never run when read
 _MEANS_LOCK = threading.Lock()
 
 QUEUED = "operation.queued"
@@ -107,13 +107,14 @@ def _means(
     """The past durations of an operation's steps, read once per operation and process: an
     estimate need not follow every step, and reading them per step slowed a 200-step
     upgrade's recording behind its job (4 s of backlog)."""
+    key = (connection.engine.url.render_as_string(), operation_id)  # ids are per control db
     with _MEANS_LOCK:
-        means = _MEANS.get(operation_id)
-    if means is None or not set(planned) <= means.keys() | _UNKNOWN.get(operation_id, set()):
+        means = _MEANS.get(key)
+    if means is None or not set(planned) <= means.keys() | _UNKNOWN.get(key, set()):
         means = store.mean_step_seconds(connection, planned)
         with _MEANS_LOCK:
-            _MEANS[operation_id] = means
-            _UNKNOWN[operation_id] = set(planned) - means.keys()
+            _MEANS[key] = means
+            _UNKNOWN[key] = set(planned) - means.keys()
             while len(_MEANS) > _MEANS_KEPT:
                 evicted = next(iter(_MEANS))
                 del _MEANS[evicted]
