@@ -92,6 +92,10 @@ class ProblemSchema(ma.Schema):
     )
     holder = ma.fields.Dict(metadata={"description": "The session holding the lock"})
     lease = ma.fields.Dict(metadata={"description": "The lease holding the lock"})
+    # Approvals (approval-stale).
+    changed = ma.fields.List(
+        ma.fields.String(), metadata={"description": "What changed since it was reviewed"}
+    )
     # Webhooks (webhook-not-found).
     webhook = ma.fields.String(metadata={"description": "The webhook named in the request"})
     delivery_id = ma.fields.Integer(metadata={"description": "The delivery named in the request"})
