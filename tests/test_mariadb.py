@@ -69,8 +69,12 @@ def mariadb_url(environment: Environment) -> Iterator[str]:
     sql(f"DROP DATABASE IF EXISTS {name}")
 
 
-def client_for(ini: Path, url: str, environment: Environment, lock_wait: float = 30) -> FlaskClient:
-    database = dataclasses.replace(managed("db", ini, url), python=(str(environment.interpreter),))
+def client_for(
+    ini: Path, url: str, environment: Environment, lock_wait: float = 30, **extra: str
+) -> FlaskClient:
+    database = dataclasses.replace(
+        managed("db", ini, url, **extra), python=(str(environment.interpreter),)
+    )
     app = create_app(settings_for(database, job_start_timeout_seconds=lock_wait * 2))
     app.config["TESTING"] = True
     return app.test_client()
@@ -270,3 +274,48 @@ def test_dml_before_a_failing_statement_is_committed_only_when_that_statement_is
         assert "None of the failed step's statements had committed" in failed["error"]["message"]
     database = mariadb_url.rsplit("/", 1)[1]
     assert sql("SELECT COUNT(*) FROM account", database) == [[rows]]
+
+
+REPORT = "SELECT 'the report that never ends', SLEEP(30)"
+
+
+def test_a_step_waiting_past_lock_timeout_on_mariadb_fails_naming_the_session_holding_the_table(
+    environment: Environment, project: Callable[[str], Path], mariadb_url: str
+) -> None:
+    ini = with_revision(
+        project("linear"), '    op.add_column("account", sa.Column("age", sa.Integer))'
+    )
+    cli(environment, ini, mariadb_url, "upgrade", "a3000003")
+    database = mariadb_url.rsplit("/", 1)[1]
+    host, port, user = MARIADB
+    reading = f"START TRANSACTION; SELECT * FROM {database}.account; {REPORT}"
+    holder = subprocess.Popen(
+        ["mysql", "-h", host, "-P", port, "-u", user, "-N", "-B", "-e", reading],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not (
+            found := sql(f'SELECT ID FROM information_schema.PROCESSLIST WHERE INFO = "{REPORT}"')
+        ):
+            assert time.monotonic() < deadline, "the other session never read the table"
+            time.sleep(0.1)
+        [[session]] = found
+        client = client_for(ini, mariadb_url, environment, lock_timeout="2s", lint="off")
+        post(client, action="upgrade", revision="heads")
+        began = time.monotonic()
+        failed = run_next(client)
+        waited = time.monotonic() - began
+    finally:
+        holder.kill()
+        holder.wait()
+    assert failed["status"] == "failed" and failed["error"]["code"] == "lock-timeout"
+    assert failed["error"]["revision"] == "a5000005" and waited < 15
+    message = failed["error"]["message"]
+    assert f"pid {session} (Query: User sleep" in message and REPORT in message
+    assert failed["heads_after"] == ["a4000004"]  # a4000004's step had completed
+    assert sql("SELECT version_num FROM alembic_version", database) == [["a4000004"]]
+    events = client.get("/api/v1/audit-events", query_string={"action": "operation.failed"}).json
+    [held] = events[0]["details"]["blockers"]
+    assert held["pid"] == int(session) and held["query"] == REPORT
+    assert held["state"] == "Query: User sleep" and held["transaction_start"]

@@ -31,12 +31,21 @@ WHERE l.granted AND l.pid <> :me AND l.locktype = 'relation'
   AND (l.relation = ANY(CAST(:relations AS oid[])) OR cardinality(CAST(:relations AS oid[])) = 0)
 ORDER BY a.pid
 """
+# MariaDB keeps no record of metadata locks by default (performance_schema is off): the
+# sessions with an open transaction are the ones that can hold the table's lock.
+_MYSQL_BLOCKERS_SQL = """
+SELECT p.ID AS pid, p.COMMAND AS command, p.STATE AS state, t.trx_started,
+  NOW() - INTERVAL p.TIME SECOND AS query_start, LEFT(p.INFO, :chars) AS query
+FROM information_schema.INNODB_TRX t
+JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
+WHERE p.ID <> :me ORDER BY t.trx_started, p.ID
+"""
 
 
 def apply(connection: Any, url: str, timeouts: Mapping[str, str | None]) -> int | None:
     """SET the session's lock_timeout and statement_timeout (MySQL: lock_wait_timeout), and
-    its application_name on PostgreSQL; returns the PostgreSQL backend's pid (the blockers
-    query leaves it out)."""
+    its application_name on PostgreSQL; returns the session's id (PostgreSQL's backend pid,
+    MySQL's CONNECTION_ID()) that the blockers query leaves out."""
     name = backend(url)
     lock, statement = timeouts.get("lock_timeout"), timeouts.get("statement_timeout")
     if name == "postgresql":
@@ -46,9 +55,11 @@ def apply(connection: Any, url: str, timeouts: Mapping[str, str | None]) -> int 
             if value:
                 connection.execute(sa.text(f"SET {setting} = '{_checked(value)}'"))
         return int(connection.execute(sa.text("SELECT pg_backend_pid()")).scalar())
-    if name in ("mysql", "mariadb") and lock:
-        seconds = max(1, round(_seconds(lock)))
-        connection.execute(sa.text(f"SET SESSION lock_wait_timeout = {seconds}"))
+    if name in ("mysql", "mariadb"):
+        if lock:
+            seconds = max(1, round(_seconds(lock)))
+            connection.execute(sa.text(f"SET SESSION lock_wait_timeout = {seconds}"))
+        return int(connection.execute(sa.text("SELECT CONNECTION_ID()")).scalar())
     return None
 
 
@@ -61,32 +72,53 @@ def is_lock_timeout(exc: BaseException) -> bool:
 
 
 def blockers(url: str, statement: str, own_pid: int | None) -> list[dict[str, Any]]:
-    """The backends holding locks on the relations `statement` names (PostgreSQL), read on
-    a connection of its own: the failed one's transaction is aborted."""
-    if backend(url) != "postgresql" or own_pid is None:
+    """The sessions holding locks on the relations `statement` names (PostgreSQL), or with
+    an open transaction (MySQL, MariaDB), read on a connection of its own: the failed one's
+    transaction is aborted."""
+    name = backend(url)
+    if own_pid is None or name not in ("postgresql", "mysql", "mariadb"):
         return []
     engine = create_engine(url, migrating=False)
     try:
         with engine.connect() as connection:
-            relations = [
-                oid
-                for oid in (
-                    connection.execute(
-                        sa.text("SELECT CAST(to_regclass(:n) AS oid)"), {"n": n}
-                    ).scalar()
-                    for n in _RELATIONS.findall(statement)
-                )
-                if oid is not None
-            ]
+            if name == "postgresql":
+                return _pg_blockers(connection, statement, own_pid)
             rows = connection.execute(
-                sa.text(_BLOCKERS_SQL),
-                {"chars": _QUERY_CHARS, "me": own_pid, "relations": relations},
+                sa.text(_MYSQL_BLOCKERS_SQL), {"chars": _QUERY_CHARS, "me": own_pid}
             )
-            return [_blocker(row) for row in rows]
+            return [_mysql_blocker(row) for row in rows]
     except sa.exc.SQLAlchemyError:
         return []
     finally:
         engine.dispose()
+
+
+def _pg_blockers(connection: Any, statement: str, own_pid: int) -> list[dict[str, Any]]:
+    relations = [
+        oid
+        for oid in (
+            connection.execute(sa.text("SELECT CAST(to_regclass(:n) AS oid)"), {"n": n}).scalar()
+            for n in _RELATIONS.findall(statement)
+        )
+        if oid is not None
+    ]
+    rows = connection.execute(
+        sa.text(_BLOCKERS_SQL), {"chars": _QUERY_CHARS, "me": own_pid, "relations": relations}
+    )
+    return [_blocker(row) for row in rows]
+
+
+def _mysql_blocker(row: Any) -> dict[str, Any]:
+    """A session with an open transaction: its id, command and state, its query."""
+    started = row.query_start
+    return {
+        "pid": int(row.pid),
+        "state": f"{row.command}: {row.state}" if row.state else row.command,
+        "query_start": started.isoformat() if started is not None else None,
+        "query": row.query,
+        "mode": None,
+        "transaction_start": row.trx_started.isoformat(),
+    }
 
 
 def _blocker(row: Any) -> dict[str, Any]:
