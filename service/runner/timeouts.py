@@ -32,13 +32,14 @@ WHERE l.granted AND l.pid <> :me AND l.locktype = 'relation'
 ORDER BY a.pid
 """
 # MariaDB keeps no record of metadata locks by default (performance_schema is off): the
-# sessions with an open transaction are the ones that can hold the table's lock.
+# sessions with an open transaction, using this database or none, can hold the table's lock.
 _MYSQL_BLOCKERS_SQL = """
 SELECT p.ID AS pid, p.COMMAND AS command, p.STATE AS state, t.trx_started,
   NOW() - INTERVAL p.TIME SECOND AS query_start, LEFT(p.INFO, :chars) AS query
 FROM information_schema.INNODB_TRX t
 JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
-WHERE p.ID <> :me ORDER BY t.trx_started, p.ID
+WHERE p.ID <> :me AND (p.DB = DATABASE() OR p.DB IS NULL)
+ORDER BY t.trx_started, p.ID
 """
 
 
