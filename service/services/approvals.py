@@ -19,6 +19,7 @@ from service.lifecycle import Status
 from service.migrator.plans import plan_steps, step_direction, step_revision
 from service.services import events
 from service.services.access import Permission
+from service.services.audit import context_event
 from service.services.context import RequestContext, people
 from service.services.registry import Managed, Registry
 from service.store import approvals as store_approvals
@@ -287,18 +288,13 @@ def _event(
     context: RequestContext,
     details: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
-    return AuditEvent(
-        actor=context.actor,
-        on_behalf_of=context.on_behalf_of,
-        action=action,
-        outcome=outcome,
-        occurred_at=utcnow(),
+    return context_event(
+        context,
+        action,
+        outcome,
+        {"requested_by": record.actor, **(details or {})},
         database=record.database,
         operation_id=record.id,
-        request_id=context.request_id,
-        client_address=context.client_address,
-        user_agent=context.user_agent,
-        details={"requested_by": record.actor, **(details or {})},
     )
 
 

@@ -79,6 +79,31 @@ class DenialLimiter:
             return suppressed
 
 
+def context_event(
+    context: RequestContext,
+    action: str,
+    outcome: str,
+    details: Mapping[str, object],
+    *,
+    database: str | None = None,
+    operation_id: int | None = None,
+) -> AuditEvent:
+    """An audit event of what a request did: who asked, from where, for whom, and when."""
+    return AuditEvent(
+        actor=context.actor,
+        on_behalf_of=context.on_behalf_of,
+        action=action,
+        outcome=outcome,
+        occurred_at=utcnow(),
+        database=database,
+        operation_id=operation_id,
+        request_id=context.request_id,
+        client_address=context.client_address,
+        user_agent=context.user_agent,
+        details=details,
+    )
+
+
 def record_denial(
     store: ControlStore,
     limiter: DenialLimiter,
@@ -121,18 +146,13 @@ def record_refusal(
     operation_id: int | None = None,
 ) -> None:
     """Audit a request to change a database that was refused (`operation.refused`)."""
-    event = AuditEvent(
-        actor=context.actor,
-        on_behalf_of=context.on_behalf_of,
-        action="operation.refused",
-        outcome="refused",
-        occurred_at=utcnow(),
+    event = context_event(
+        context,
+        "operation.refused",
+        "refused",
+        details,
         database=database,
         operation_id=operation_id,
-        request_id=context.request_id,
-        client_address=context.client_address,
-        user_agent=context.user_agent,
-        details=details,
     )
     with store.transaction() as connection:
         audit.append(connection, event)

@@ -25,6 +25,7 @@ from service.secrets import Redactor
 from service.services import approvals, events
 from service.services import audit as audit_service
 from service.services.access import ANONYMOUS, Permission, Principal, check_policy
+from service.services.audit import context_event
 from service.services.context import RequestContext
 from service.services.previews import PreviewCache, preview_sql
 from service.services.registry import Managed, Registry
@@ -290,18 +291,13 @@ def _event(
     context: RequestContext,
     details: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
-    return AuditEvent(
-        actor=context.actor,
-        on_behalf_of=context.on_behalf_of,
-        action=action,
-        outcome=outcome,
-        occurred_at=utcnow(),
+    return context_event(
+        context,
+        action,
+        outcome,
+        details or {"revision": record.revision, "action": record.action},
         database=record.database,
         operation_id=record.id,
-        request_id=context.request_id,
-        client_address=context.client_address,
-        user_agent=context.user_agent,
-        details=details or {"revision": record.revision, "action": record.action},
     )
 
 

@@ -22,6 +22,7 @@ from service.errors import (
 from service.lifecycle import FINISHED, ROLLOUT_TRANSITIONS, RolloutStatus
 from service.services import audit as audit_service
 from service.services.access import Permission, check_policy
+from service.services.audit import context_event
 from service.services.context import RequestContext
 from service.services.fleet import label_matches, select
 from service.services.operations import cancel_operation
@@ -157,16 +158,11 @@ def _event(
     names: list[str],
     outcome: str = "accepted",
 ) -> AuditEvent:
-    return AuditEvent(
-        actor=context.actor,
-        on_behalf_of=context.on_behalf_of,
-        action=action,
-        outcome=outcome,
-        occurred_at=utcnow(),
-        request_id=context.request_id,
-        client_address=context.client_address,
-        user_agent=context.user_agent,
-        details={"rollout_id": rollout_id, "databases": names[:50], "count": len(names)},
+    return context_event(
+        context,
+        action,
+        outcome,
+        {"rollout_id": rollout_id, "databases": names[:50], "count": len(names)},
     )
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from service.errors import RevisionsModifiedError
 from service.migrator.scripts import RevisionGraph
 from service.services.access import Permission
+from service.services.audit import context_event
 from service.services.context import RequestContext
 from service.services.registry import Managed, Registry
 from service.store import audit
@@ -132,18 +133,7 @@ def accept(
 
 
 def _accepted(context: RequestContext, name: str, details: dict[str, Any]) -> AuditEvent:
-    return AuditEvent(
-        actor=context.actor,
-        on_behalf_of=context.on_behalf_of,
-        action="checksums.accepted",
-        outcome="accepted",
-        occurred_at=utcnow(),
-        database=name,
-        request_id=context.request_id,
-        client_address=context.client_address,
-        user_agent=context.user_agent,
-        details=details,
-    )
+    return context_event(context, "checksums.accepted", "accepted", details, database=name)
 
 
 def _applied(graph: RevisionGraph, current: Sequence[str]) -> frozenset[str]:

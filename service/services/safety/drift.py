@@ -9,11 +9,12 @@ from typing import Any
 
 from service.errors import DriftCheckNotFoundError
 from service.migrator.drift import compare_models
+from service.services.audit import context_event
 from service.services.context import RequestContext
 from service.services.registry import Registry
 from service.store import audit
 from service.store.audit import MAX_ITEMS, AuditEvent
-from service.store.db import ControlStore, utcnow
+from service.store.db import ControlStore
 
 ACTION = "drift.checked"
 
@@ -48,18 +49,7 @@ def run_drift_check(
         "total": len(diffs),
         "diffs": diffs[:MAX_ITEMS],
     }
-    event = AuditEvent(
-        actor=context.actor,
-        on_behalf_of=context.on_behalf_of,
-        action=ACTION,
-        outcome="drift" if diffs else "clean",
-        occurred_at=utcnow(),
-        database=name,
-        request_id=context.request_id,
-        client_address=context.client_address,
-        user_agent=context.user_agent,
-        details=details,
-    )
+    event = context_event(context, ACTION, "drift" if diffs else "clean", details, database=name)
     with store.transaction() as connection:
         check_id = audit.append(connection, event)
     return _check(check_id, event)

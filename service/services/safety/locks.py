@@ -8,11 +8,11 @@ from service.errors import LockHeldError
 from service.lifecycle import Status
 from service.migrator.lockinfo import inspect_lock, release_expired_lease
 from service.services.access import Permission
+from service.services.audit import context_event
 from service.services.context import RequestContext
 from service.services.registry import Registry
 from service.store import audit
 from service.store import operations as ops
-from service.store.audit import AuditEvent
 from service.store.db import ControlStore, utcnow
 
 
@@ -69,17 +69,6 @@ def _audit(
     store: ControlStore, context: RequestContext, name: str, status: dict[str, Any], outcome: str
 ) -> None:
     details = {key: status.get(key) for key in ("kind", "holder", "lease")}
-    event = AuditEvent(
-        actor=context.actor,
-        on_behalf_of=context.on_behalf_of,
-        action="lock.released",
-        outcome=outcome,
-        occurred_at=utcnow(),
-        database=name,
-        request_id=context.request_id,
-        client_address=context.client_address,
-        user_agent=context.user_agent,
-        details=details,
-    )
+    event = context_event(context, "lock.released", outcome, details, database=name)
     with store.transaction() as connection:
         audit.append(connection, event)
