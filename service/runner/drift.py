@@ -6,52 +6,27 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
-from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 
-from .engines import create_engine
-from .errors import RunnerError, env_py_failure
+from .errors import RunnerError
 from .project import Project
-from .sandbox import overlaid_environ
-from .state import _connected, unavailable
+from .state import run_env_read_only
 
 
 def check(project: Project, request: dict[str, Any]) -> dict[str, Any]:
     """Run env.py online, read-only (dont_mutate), and compare instead of migrating."""
-    script = project.loaded(request["signature"])
-    url = request["url"]
     found: dict[str, Any] = {}
-    engine = create_engine(url, migrating=False)
-    try:
-        with _connected(engine, request["database"]) as connection:
 
-            def compare(heads: Any, context: MigrationContext) -> list[Any]:
-                metadata = context.opts.get("target_metadata")
-                found["heads"] = list(heads)
-                if metadata is None:
-                    found["diffs"] = None
-                else:
-                    dialect = context.dialect
-                    found["diffs"] = [
-                        _item(d, dialect) for d in compare_metadata(context, metadata)
-                    ]
-                return []
+    def compare(heads: Any, context: MigrationContext, _connection: sa.Connection) -> None:
+        metadata = context.opts.get("target_metadata")
+        found["heads"] = list(heads)
+        if metadata is None:
+            found["diffs"] = None
+        else:
+            dialect = context.dialect
+            found["diffs"] = [_item(d, dialect) for d in compare_metadata(context, metadata)]
 
-            config = project.config(attributes={"connection": connection})
-            config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-            with overlaid_environ(request["environ"]):
-                try:
-                    with EnvironmentContext(config, script, fn=compare, dont_mutate=True):
-                        script.run_env()
-                except (RunnerError, KeyboardInterrupt):
-                    raise
-                except sa.exc.SQLAlchemyError as exc:
-                    raise unavailable(exc, request["database"]) from None
-                except BaseException as exc:  # env.py is user code: sys.exit() too
-                    raise env_py_failure(exc, project.env_py) from None
-            connection.rollback()  # the reflection's transaction: nothing was written
-    finally:
-        engine.dispose()
+    run_env_read_only(project, request, compare)
     if "diffs" not in found:
         raise RunnerError(
             "project-unavailable",

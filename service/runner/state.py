@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import sqlalchemy as sa
 from alembic.runtime.environment import EnvironmentContext
@@ -16,34 +16,15 @@ from .sandbox import overlaid_environ
 
 def discover(project: Project, request: dict[str, Any]) -> dict[str, Any]:
     """Run env.py online with dont_mutate=True: it names its version table and heads."""
-    script = project.loaded(request["signature"])
-    url = request["url"]
     found: dict[str, Any] = {}
-    engine = create_engine(url, migrating=False)
-    try:
-        with _connected(engine, request["database"]) as connection:
 
-            def read_only(heads: Any, context: MigrationContext) -> list[Any]:
-                found.setdefault("heads", list(heads))
-                found.setdefault("version_table", context.version_table)
-                found.setdefault("version_table_schema", context.version_table_schema)
-                found.setdefault("accepts_connection", context.connection is connection)
-                return []
+    def read_only(heads: Any, context: MigrationContext, connection: sa.Connection) -> None:
+        found.setdefault("heads", list(heads))
+        found.setdefault("version_table", context.version_table)
+        found.setdefault("version_table_schema", context.version_table_schema)
+        found.setdefault("accepts_connection", context.connection is connection)
 
-            config = project.config(attributes={"connection": connection})
-            config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-            with overlaid_environ(request["environ"]):
-                try:
-                    with EnvironmentContext(config, script, fn=read_only, dont_mutate=True):
-                        script.run_env()
-                except (RunnerError, KeyboardInterrupt):
-                    raise
-                except sa.exc.SQLAlchemyError as exc:
-                    raise unavailable(exc, request["database"]) from None
-                except BaseException as exc:  # env.py is user code: sys.exit() too
-                    raise env_py_failure(exc, project.env_py) from None
-    finally:
-        engine.dispose()
+    run_env_read_only(project, request, read_only)
     if "version_table" not in found:
         raise RunnerError(
             "project-unavailable",
@@ -51,6 +32,40 @@ def discover(project: Project, request: dict[str, Any]) -> dict[str, Any]:
             path=project.env_py,
         )
     return found
+
+
+def run_env_read_only(
+    project: Project,
+    request: dict[str, Any],
+    instead: Callable[[Any, MigrationContext, sa.Connection], None],
+) -> None:
+    """Run env.py online with dont_mutate=True on a connection handed over, calling
+    `instead(heads, context, connection)` where it would migrate; nothing is written."""
+    script = project.loaded(request["signature"])
+    url = request["url"]
+    engine = create_engine(url, migrating=False)
+    try:
+        with _connected(engine, request["database"]) as connection:
+
+            def fn(heads: Any, context: MigrationContext) -> list[Any]:
+                instead(heads, context, connection)
+                return []
+
+            config = project.config(attributes={"connection": connection})
+            config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+            with overlaid_environ(request["environ"]):
+                try:
+                    with EnvironmentContext(config, script, fn=fn, dont_mutate=True):
+                        script.run_env()
+                except (RunnerError, KeyboardInterrupt):
+                    raise
+                except sa.exc.SQLAlchemyError as exc:
+                    raise unavailable(exc, request["database"]) from None
+                except BaseException as exc:  # env.py is user code: sys.exit() too
+                    raise env_py_failure(exc, project.env_py) from None
+            connection.rollback()  # a reflection's transaction: nothing was written
+    finally:
+        engine.dispose()
 
 
 def read_heads(request: dict[str, Any]) -> list[str]:
