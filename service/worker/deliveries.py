@@ -7,6 +7,7 @@ import threading
 import time
 
 from service.errors import MigctlError
+from service.retrying import Outage
 from service.services import webhooks
 from service.services.control import DATABASE_ERRORS, ControlStore
 from service.services.webhook_file import WebhooksFile
@@ -23,6 +24,8 @@ class Courier:
     def __init__(self, store: ControlStore, hooks: WebhooksFile, stopping: threading.Event) -> None:
         self.store, self.hooks, self.stopping = store, hooks, stopping
         self.thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
+        # a control-database outage is logged once and its end once, not every poll
+        self.outage = Outage(logger, "webhook deliveries", logging.WARNING)
 
     def __enter__(self) -> Courier:
         self.thread.start()
@@ -40,7 +43,9 @@ class Courier:
                     pruned_at = time.monotonic()
                 sent = webhooks.deliver_due(self.store, self.hooks)
             except TROUBLE as exc:  # an outage: the rows wait
-                logger.warning("webhook deliveries wait: %s", exc)
+                self.outage.failed(exc)
                 sent = 0
+            else:
+                self.outage.recovered()
             if not sent:
                 self.stopping.wait(POLL_SECONDS)
