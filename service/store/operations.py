@@ -299,16 +299,19 @@ def update_running(
 def mark_rolled_back(connection: sa.Connection, operation_id: int, applied: set[str]) -> None:
     """Steps recorded as done that the database does not show were rolled back with their
     transaction: an upgrade whose revision is missing, a downgrade whose revision remains."""
-    for step in list_steps(connection, operation_id):
-        undone = (step.direction == "upgrade" and step.revision not in applied) or (
-            step.direction == "downgrade" and step.revision in applied
+    steps = operation_steps.c
+    query = sa.select(steps.position, steps.revision, steps.direction).where(
+        steps.operation_id == operation_id, steps.outcome == StepOutcome.SUCCEEDED
+    )  # not their SQL: this runs at the end of every operation
+    undone = [
+        row.position
+        for row in connection.execute(query)
+        if (row.direction == "upgrade" and row.revision not in applied)
+        or (row.direction == "downgrade" and row.revision in applied)
+    ]
+    if undone:
+        connection.execute(
+            operation_steps.update()
+            .where(steps.operation_id == operation_id, steps.position.in_(undone))
+            .values(outcome=StepOutcome.ROLLED_BACK)
         )
-        if step.outcome == StepOutcome.SUCCEEDED and undone:
-            connection.execute(
-                operation_steps.update()
-                .where(
-                    operation_steps.c.operation_id == operation_id,
-                    operation_steps.c.position == step.position,
-                )
-                .values(outcome=StepOutcome.ROLLED_BACK)
-            )
