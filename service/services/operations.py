@@ -180,6 +180,7 @@ def _sql_sha256(
             action=request.action,
             from_=",".join(start) or "base",
             to=request.revision,
+            twice=False,  # the lint's render, when it rendered
         )
     except MigctlError:
         return None

@@ -59,8 +59,10 @@ def preview_sql(
     from_: str = CURRENT,
     to: str | None = None,
     dialect: str | None = None,
+    twice: bool = True,
 ) -> SqlPreview:
-    """Render `action` from `from_` (current, base or revision specs) to `to`, offline.
+    """Render `action` from `from_` (current, base or revision specs) to `to`, offline;
+    `twice=False` renders once, when whether the text is stable does not matter (a lint).
 
     Raises the revision errors of the read API for a bad range, MultipleHeadsError for a
     relative downgrade from several heads, and OfflineUnsupportedError naming every revision
@@ -69,13 +71,14 @@ def preview_sql(
     managed = registry.get(name)
     graph = managed.graph()
     start = _start(managed, graph, from_)
-    request = PreviewRequest(managed.database, action, start, to or DEFAULT_TO[action], dialect)
+    to = to or DEFAULT_TO[action]
+    request = PreviewRequest(managed.database, action, start, to, dialect, twice)
     key = (graph.signature, name, action, start, request.to, dialect)
-    cached = cache.get(key)
+    cached = cache.get(key) or (None if twice else cache.get((*key, "once")))
     if cached is None:
         preview = _redacted(render_preview(managed.scripts, graph, request), managed.redactor)
         cached = _describe(name, graph, request, preview)
-        cache.put(key, cached)
+        cache.put(key if twice else (*key, "once"), cached)
     return cached
 
 
