@@ -21,6 +21,7 @@ from service.services.control import upgrade_control_schema
 from service.services.tokens import new_token, token_entry
 from service.store import events as store_events
 from service.store.db import ControlStore, utcnow
+from service.worker import supervision
 from tests.helpers import alembic, managed, settings_for
 from tests.test_operations import post, run_next
 
@@ -62,9 +63,12 @@ def client(project: Callable[[str], Path], tmp_path: Path) -> FlaskClient:
     return app_for(ini, *urls, stream_seconds=1, stream_keepalive_seconds=0.2).test_client()
 
 
+@pytest.mark.parametrize("batch_seconds", [0, 30], ids=["step-by-step", "batched"])
 def test_an_upgrade_streams_its_queueing_each_step_and_its_end_with_counts(
-    client: FlaskClient,
+    client: FlaskClient, batch_seconds: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Batched: the worker holds the steps until the job's end, then records all four at once.
+    monkeypatch.setattr(supervision, "BATCH_SECONDS", batch_seconds)
     queued = post(client, "db1", action="upgrade", revision="heads").json
     assert run_next(client) == "succeeded"
     with client.get(f"/api/v1/operations/{queued['id']}/events") as response:
@@ -171,9 +175,8 @@ def test_a_follower_never_misses_an_event_committed_after_a_larger_id_was_drawn(
     def write(n: int) -> None:
         for _ in range(15):
             with store.transaction() as connection:
-                store_events.append(
-                    connection, operation_id=n, database="db", kind="k", payload={}, now=utcnow()
-                )
+                new = store_events.NewEvent(n, "db", "k", {}, utcnow())
+                store_events.append_many(connection, [new, new])  # a worker's batch of steps
                 time.sleep(random.random() / 50)  # commit late, while others draw ids
 
     def follow() -> None:
@@ -190,7 +193,7 @@ def test_a_follower_never_misses_an_event_committed_after_a_larger_id_was_drawn(
     with store.transaction() as connection:
         seen.extend(e.id for e in store_events.after(connection, max(seen, default=0)))
     store.dispose()
-    assert sorted(seen) == seen and len(seen) == len(set(seen)) == 60
+    assert sorted(seen) == seen and len(seen) == len(set(seen)) == 120
 
 
 def test_a_token_limited_to_one_database_streams_only_that_databases_events(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,21 +46,45 @@ def emit(
 def steps_moved(
     connection: sa.Connection,
     operation_id: int,
-    finished: Mapping[str, Any] | None,
+    finished: Sequence[Mapping[str, Any]] = (),
     next_begins: bool = True,
 ) -> None:
-    """A step finished (if given) and, steps running back to back, the next one began (not
-    after a failed step: it was the last to run); both from one read of the operation."""
+    """Steps finished (recorded in this transaction, in order) and, steps running back to
+    back, the next one began after each (not after a failed step: it was the last to run);
+    all from one read of the operation, in one insert."""
     record = ops.get(connection, operation_id)
     if record is None:
         return
-    state = snapshot(connection, record)
     now = utcnow()
-    if finished is not None:
-        _append(connection, record, STEP_FINISHED, {**state, "step": dict(finished)}, now)
-    if next_begins and state["done"] < state["total"]:
-        following = {"position": state["done"] + 1, **record.planned_steps[state["done"]]}
-        _append(connection, record, STEP_STARTED, {**state, "step": following}, now)
+    done = ops.count_steps(connection, record.id, excluding=StepOutcome.FAILED)
+    done -= sum(step["outcome"] != StepOutcome.FAILED for step in finished)
+    planned = _planned(record)
+    means = _means(connection, record.id, planned)
+    new: list[store.NewEvent] = []
+    for position, step in enumerate(finished, start=1):
+        done += step["outcome"] != StepOutcome.FAILED
+        state = _progress(record, planned, done, means)
+        new.append(_new(record, STEP_FINISHED, {**state, "step": dict(step)}, now))
+        if position < len(finished) and step["outcome"] != StepOutcome.FAILED:
+            new.extend(_began(record, state, now))
+    if next_begins:
+        new.extend(_began(record, _progress(record, planned, done, means), now))
+    store.append_many(connection, new)
+
+
+def _began(
+    record: OperationRecord, state: dict[str, Any], now: dt.datetime
+) -> list[store.NewEvent]:
+    if state["done"] >= state["total"]:
+        return []
+    following = {"position": state["done"] + 1, **record.planned_steps[state["done"]]}
+    return [_new(record, STEP_STARTED, {**state, "step": following}, now)]
+
+
+def _new(
+    record: OperationRecord, kind: str, payload: dict[str, Any], now: dt.datetime
+) -> store.NewEvent:
+    return store.NewEvent(record.id, record.database, kind, payload, now)
 
 
 def _append(
@@ -70,23 +94,28 @@ def _append(
     payload: dict[str, Any],
     now: dt.datetime,
 ) -> None:
-    store.append(
-        connection,
-        operation_id=record.id,
-        database=record.database,
-        kind=kind,
-        payload=payload,
-        now=now,
-    )
+    store.append_many(connection, [_new(record, kind, payload, now)])
 
 
 def snapshot(connection: sa.Connection, record: OperationRecord) -> dict[str, Any]:
     """Status, counts and the estimated seconds left (None when a remaining revision has
     never run on any database, or nothing is left)."""
     done = ops.count_steps(connection, record.id, excluding=StepOutcome.FAILED)
-    planned = [(s["revision"], s["direction"]) for s in record.planned_steps]
+    planned = _planned(record)
+    return _progress(record, planned, done, _means(connection, record.id, planned))
+
+
+def _planned(record: OperationRecord) -> list[tuple[str, str]]:
+    return [(s["revision"], s["direction"]) for s in record.planned_steps]
+
+
+def _progress(
+    record: OperationRecord,
+    planned: list[tuple[str, str]],
+    done: int,
+    means: Mapping[tuple[str, str], float],
+) -> dict[str, Any]:
     remaining = planned[done:]
-    means = _means(connection, record.id, planned)
     known = remaining and all(step in means for step in remaining)
     return {
         "operation_id": record.id,

@@ -1,9 +1,9 @@
-"""Operation events in commit order: append one, read those after an id, time past steps."""
+"""Operation events in commit order: append them, read those after an id, time past steps."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,21 +30,32 @@ class EventRecord:
     created_at: dt.datetime
 
 
-def append(
-    connection: sa.Connection,
-    *,
-    operation_id: int,
-    database: str,
-    kind: str,
-    payload: Mapping[str, Any],
-    now: dt.datetime,
-) -> None:
+@dataclass(frozen=True)
+class NewEvent:
+    operation_id: int
+    database: str
+    kind: str
+    payload: Mapping[str, Any]
+    created_at: dt.datetime
+
+
+def append_many(connection: sa.Connection, new: Sequence[NewEvent]) -> None:
+    """Insert events in order, in one statement (the steps a worker records together)."""
+    if not new:
+        return
     if connection.dialect.name == "postgresql":
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_EVENT_ORDER_LOCK)))
-    values = {"operation_id": operation_id, "database": database, "kind": kind}
-    connection.execute(
-        events.insert().values(**values, payload=storable(dict(payload)), created_at=now)
-    )
+    rows = [
+        {
+            "operation_id": event.operation_id,
+            "database": event.database,
+            "kind": event.kind,
+            "payload": storable(dict(event.payload)),
+            "created_at": event.created_at,
+        }
+        for event in new
+    ]
+    connection.execute(events.insert(), rows)
 
 
 def after(

@@ -266,9 +266,16 @@ def expired(connection: sa.Connection, now: dt.datetime) -> list[OperationRecord
     return [_record(row) for row in connection.execute(query)]
 
 
-def add_step(connection: sa.Connection, operation_id: int, step: StepRecord) -> None:
-    values = {name: getattr(step, name) for name in StepRecord.__dataclass_fields__}
-    connection.execute(operation_steps.insert().values(operation_id=operation_id, **values))
+def add_steps(connection: sa.Connection, operation_id: int, steps: Sequence[StepRecord]) -> None:
+    rows = [
+        {"operation_id": operation_id, **{name: getattr(step, name) for name in _STEP_FIELDS}}
+        for step in steps
+    ]
+    if rows:
+        connection.execute(operation_steps.insert(), rows)
+
+
+_STEP_FIELDS = tuple(StepRecord.__dataclass_fields__)
 
 
 QUEUE_CHANNEL = "migctl_operations"

@@ -8,11 +8,12 @@ import threading
 import time
 
 from service.errors import MigctlError
-from service.lifecycle import JobEnd
+from service.lifecycle import JobEnd, Status
 from service.retrying import Outage
 from service.services import execution
 from service.services.control import DATABASE_ERRORS
 from service.services.execution import (
+    FinishedStep,
     JobEndedSilently,
     JobEvent,
     OperationRecord,
@@ -25,6 +26,9 @@ from service.settings import Settings
 logger = logging.getLogger(__name__)
 CONTROL_DATABASE_TROUBLE: tuple[type[Exception], ...] = (MigctlError, *DATABASE_ERRORS)
 _TICK_SECONDS = 1.0
+# Steps finishing within this time are recorded together: a transaction a step, on the
+# control database beside the migrated one, slowed a 200-step upgrade by a tenth.
+BATCH_SECONDS = 0.05
 
 
 class Supervision:
@@ -41,6 +45,7 @@ class Supervision:
         self.settings, self.services = settings, services
         self.worker_id, self.stopping, self.outage = worker_id, stopping, outage
         self._pending: collections.deque[JobEvent] = collections.deque()
+        self._due = 0.0  # when the first pending step must be recorded at the latest
         self._began = False
         self._silent = False
 
@@ -52,7 +57,7 @@ class Supervision:
         try:
             while True:
                 alive = self._receive(job)
-                if self._flush(record):
+                if self._flush(record, force=not alive):
                     return None
                 if not alive and not job.ended:
                     return JobEnd.EXITED  # it died without its last word
@@ -93,6 +98,8 @@ class Supervision:
         if job.ended or self._silent:
             return False
         timeout = min(self.settings.heartbeat_seconds, _TICK_SECONDS)
+        if self._pending:
+            timeout = min(timeout, max(0.0, self._due - time.monotonic()))
         try:
             event = job.next_event(timeout)
         except JobEndedSilently as exc:
@@ -101,28 +108,38 @@ class Supervision:
             return False
         if event is not None:
             self._began = self._began or isinstance(event, Started)
+            if not self._pending:
+                self._due = time.monotonic() + BATCH_SECONDS
             self._pending.append(event)
         return True
 
-    def _flush(self, record: OperationRecord) -> bool:
-        """Record what the job said, in order; True once its end is recorded."""
+    def _flush(self, record: OperationRecord, force: bool = False) -> bool:
+        """Record what the job said, in order; True once its end is recorded. Steps wait up
+        to BATCH_SECONDS for the ones after them, unless something else is to be said."""
+        waiting = all(isinstance(event, FinishedStep) for event in self._pending)
+        if waiting and not force and time.monotonic() < self._due:
+            return False
         while self._pending:
+            steps = _leading_steps(self._pending)
             try:
-                status = execution.record_event(
-                    self.services.registry,
-                    self.services.store,
-                    record,
-                    self.worker_id,
-                    self._pending[0],
-                )
-            except CONTROL_DATABASE_TROUBLE as exc:  # keep it, try again at the next tick
+                status = self._record(record, steps)
+            except CONTROL_DATABASE_TROUBLE as exc:  # keep them, try again at the next tick
                 self.outage.failed(exc)
+                self._due = time.monotonic() + _TICK_SECONDS
                 return False
             self.outage.recovered()
-            self._pending.popleft()
+            for _ in range(len(steps) or 1):
+                self._pending.popleft()
             if status is not None:
                 return True
         return False
+
+    def _record(self, record: OperationRecord, steps: list[FinishedStep]) -> Status | None:
+        registry, store = self.services.registry, self.services.store
+        if steps:
+            execution.record_steps(registry, store, record, steps)
+            return None
+        return execution.record_event(registry, store, record, self.worker_id, self._pending[0])
 
     def _renew(self, record: OperationRecord) -> bool | None:
         """True: lease renewed; False: it is no longer ours; None: cannot tell right now."""
@@ -133,6 +150,15 @@ class Supervision:
         except CONTROL_DATABASE_TROUBLE as exc:
             self.outage.failed(exc)
             return None
+
+
+def _leading_steps(pending: collections.deque[JobEvent]) -> list[FinishedStep]:
+    steps = []
+    for event in pending:
+        if not isinstance(event, FinishedStep):
+            break
+        steps.append(event)
+    return steps
 
 
 def _kill(job: RunningJob, reason: JobEnd) -> JobEnd:
