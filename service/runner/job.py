@@ -19,9 +19,9 @@ from alembic.runtime.migration import MigrationContext, MigrationStep
 from sqlalchemy import event
 
 from .channel import Channel
-from .engines import backend, create_engine
+from .engines import backend, create_engine, load_driver
 from .errors import RunnerError, env_py_failure
-from .locks import migration_lock
+from .locks import migration_lock, pooler_probe
 from .plans import described, plan_steps, step_direction, step_revision
 from .process import die_with_parent, output_to
 from .project import Project
@@ -44,6 +44,7 @@ _COMMITTING_DDL_BACKENDS = ("mysql", "mariadb")
 def start(project: Project, request: dict[str, Any], fds: Sequence[int], close: Channel) -> int:
     """Fork the job; the child reports on fds[0] and writes its output to fds[1]."""
     events_fd, output_fd = fds
+    load_driver(request["url"])
     pid = os.fork()
     if pid == 0:  # the child: never returns into the runner's loop
         code = 1
@@ -122,14 +123,16 @@ def run(project: Project, request: dict[str, Any], events: Channel) -> int:
 
 def _locked_run(job: _Run, engine: Any) -> None:
     request = job.request
-    try:
-        connection = engine.connect()
-    except (sa.exc.SQLAlchemyError, OSError) as exc:
-        raise unavailable(exc, request["database"]) from None
-    with connection:
-        lock = request.get("lock") or {}
-        with migration_lock(
-            request["url"], connection, lock.get("kind", "advisory"), lock.get("wait_seconds", 30)
+    lock = request.get("lock") or {}
+    kind = lock.get("kind", "advisory")
+    with pooler_probe(engine, request["url"], kind) as probe:
+        try:
+            connection = engine.connect()
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            raise unavailable(exc, request["database"]) from None
+        with (
+            connection,
+            migration_lock(request["url"], connection, kind, lock.get("wait_seconds", 30), probe),
         ):
             job.send("locked")
             _run_env(job, connection)
