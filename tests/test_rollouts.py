@@ -296,3 +296,22 @@ def test_rollouts_are_listed_newest_first_a_page_at_a_time_and_filtered_by_statu
     assert [(r["id"], r["status"]) for r in cancelled] == [(second, "cancelled")]
     wrong = client.get("/api/v1/rollouts", query_string={"status": "lost"})
     assert wrong.status_code == 422
+
+
+def test_the_end_of_a_rollouts_operation_queues_its_next_database_at_once(
+    project: Callable[[str], Path], make_database: Callable[[], str]
+) -> None:
+    client = fleet_client(project("linear"), [make_database() for _ in range(3)])
+    rollout = start(client, max_parallel=1).json
+    services = client.application.extensions[SERVICES]
+    worker = Worker(services.settings, services, concurrency=1)
+    worker._once()  # the loop's one look: queues db0 and runs it
+    [running] = worker._running.values()
+    running.join(60)  # no second look of the loop from here on
+
+    body = client.get(f"/api/v1/rollouts/{rollout['id']}").json
+    first, second, third = body["targets"]
+    assert first["state"] == "succeeded"
+    assert second["state"] == "queued" and second["operation_id"] is not None
+    assert third["state"] == "pending"
+    assert worker._free_slots() == 1  # and this worker may claim it

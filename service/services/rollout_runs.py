@@ -33,17 +33,22 @@ def advance_all(services: Services, worker_id: str, lease_seconds: float) -> int
     """Advance every running rollout no other worker is advancing; operations queued."""
     with services.store.transaction() as connection:
         ids = rollouts.running_ids(connection)
-    return sum(advance(services, worker_id, i, lease_seconds) for i in ids)
+    return sum(advance(services, worker_id, i, lease_seconds) or 0 for i in ids)
 
 
-def advance(services: Services, worker_id: str, rollout_id: int, lease_seconds: float) -> int:
-    """Under the rollout's lease (one worker at a time, so max_parallel holds everywhere)."""
+def advance(
+    services: Services, worker_id: str, rollout_id: int, lease_seconds: float
+) -> int | None:
+    """Under the rollout's lease (one worker at a time, so max_parallel holds everywhere):
+    the operations queued, None while another worker holds the lease. The lease is the
+    worker's, not its thread's: a worker advances from one thread at a time."""
     store = services.store
     now = utcnow()
     with store.transaction() as connection:
         until = now + dt.timedelta(seconds=lease_seconds)
         if not rollouts.take_lease(connection, rollout_id, worker_id, now, until):
-            return 0
+            running = rollouts.status(connection, rollout_id) == RolloutStatus.RUNNING
+            return None if running else 0  # paused or ended: nothing to wait for
         record = rollouts.get(connection, rollout_id)
     try:
         return _advance(services, record) if record is not None else 0
