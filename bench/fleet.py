@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import shutil
 import signal
 import sqlite3
@@ -53,6 +54,8 @@ TIMEOUT_S = 1800
 class Figures:
     single_s: list[float] = field(default_factory=list)
     rollout_s: float = 0.0
+    cpu_busy: float = 0.0  # of all cores, during the rollout (every process, PostgreSQL too)
+    single_cpu_s: list[float] = field(default_factory=list)  # CPU seconds, all processes
     double_runs: int = 0
     not_at_head: int = 0
     max_running: int = 0
@@ -123,14 +126,30 @@ def wait_operation(port: int, operation_id: int) -> dict[str, Any]:
     return found
 
 
+def wait_until_quiet(limit_s: float = 60.0) -> None:
+    """Until the machine is nearly idle (the worker's first read of every state is done), so
+    that one database's figures are its own."""
+    deadline = time.monotonic() + limit_s
+    busy, total = cpu_ticks()
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        busy_now, total_now = cpu_ticks()
+        if (busy_now - busy) / max(1, total_now - total) < QUIET:
+            return
+        busy, total = busy_now, total_now
+
+
 def single_upgrades(port: int, names: Sequence[str], figures: Figures) -> None:
     """One database at a time, request to end: what one database's upgrade costs."""
+    wait_until_quiet()
     for name in names:
         started = time.perf_counter()
+        busy_before, _total = cpu_ticks()
         body = {"action": "upgrade", "revision": "heads"}
         queued = call(port, "POST", f"/api/v1/databases/{name}/operations", body)
         ended = wait_operation(port, queued["id"])
         figures.single_s.append(time.perf_counter() - started)
+        figures.single_cpu_s.append((cpu_ticks()[0] - busy_before) / TICKS_PER_SECOND)
         print(
             f"  {name}: requested {ended['requested_at']} started {ended['started_at']} "
             f"finished {ended['finished_at']} ({time.perf_counter() - started:.2f} s)"
@@ -161,6 +180,18 @@ class Prober(threading.Thread):
         connection.close()
 
 
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+CORES = os.cpu_count() or 1
+QUIET = 0.15  # of all cores busy: idle enough to time one database alone
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """Busy and total ticks of all cores since boot (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def rollout(port: int, names: Sequence[str], figures: Figures) -> dict[str, Any]:
     body = {
         "action": "upgrade",
@@ -174,6 +205,7 @@ def rollout(port: int, names: Sequence[str], figures: Figures) -> dict[str, Any]
         "fleet": "/api/v1/fleet",
     }
     started = time.perf_counter()
+    busy_before, total_before = cpu_ticks()
     created = call(port, "POST", "/api/v1/rollouts", body)
     paths["rollout"] = f"/api/v1/rollouts/{created['id']}"
     prober = Prober(port, paths, figures)
@@ -191,6 +223,8 @@ def rollout(port: int, names: Sequence[str], figures: Figures) -> dict[str, Any]
     finally:
         prober.halt.set()
         prober.join()
+    busy_after, total_after = cpu_ticks()
+    figures.cpu_busy = (busy_after - busy_before) / max(1, total_after - total_before)
     created_at = datetime.fromisoformat(found["created_at"])
     figures.rollout_s = (datetime.fromisoformat(found["finished_at"]) - created_at).total_seconds()
     return found
@@ -287,6 +321,8 @@ def measure_fleet(work: Path, project: Project, count: int, figures: Figures) ->
 def run(args: argparse.Namespace, work: Path) -> bool:
     figures = Figures()
     project = generate_project(work / "project", REVISIONS)
+    if args.step_wait:
+        waiting_steps(work / "project", args.step_wait)
     names = [f"db-{i:04d}" for i in range(args.databases + SINGLES)]
     with ExitStack() as stack:
         control_url = stack.enter_context(throwaway_database())
@@ -320,6 +356,13 @@ def report(args: argparse.Namespace, figures: Figures) -> bool:
         f"rollout of {args.databases} databases, max_parallel {MAX_PARALLEL}, "
         f"{WORKER_PROCESSES} workers x {CONCURRENCY}: {figures.rollout_s:.1f} s "
         f"(ideal {ideal:.1f} s, ratio {ratio:.2f}); most in flight seen {figures.max_running}"
+    )
+    cpu = p50(figures.single_cpu_s[COLD:])
+    floor = args.databases * cpu / CORES
+    print(
+        f"CPU busy during the rollout: {figures.cpu_busy:.0%} of all cores; one database's "
+        f"upgrade uses {cpu:.3f} CPU s (every process), so {CORES} cores need at least "
+        f"{floor:.1f} s for {args.databases} (ratio {figures.rollout_s / floor:.2f} to that)"
     )
     print(f"double runs {figures.double_runs}, not at head {figures.not_at_head}")
     for phase, seconds in figures.phases.items():
@@ -360,6 +403,20 @@ def report(args: argparse.Namespace, figures: Figures) -> bool:
     return all(passed for _label, passed in goals)
 
 
+def waiting_steps(root: Path, seconds: float) -> None:
+    """Each revision also waits `seconds`, as a step does on a busy server or a big table:
+    the rollout is then bounded by waiting, not by this machine's cores."""
+    for path in (root / "migrations" / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        text = text.replace(
+            "def upgrade() -> None:\n", f"def upgrade() -> None:\n    sleep({seconds})\n"
+        )
+        text = text.replace(
+            "import sqlalchemy as sa\n", "import sqlalchemy as sa\nfrom time import sleep\n"
+        )
+        path.write_text(text, encoding="utf-8")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--databases", type=int, default=200, help="databases in the rollout")
@@ -368,6 +425,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--wrk", type=int, default=10, help="seconds of wrk on GET /status (0: skip)"
+    )
+    parser.add_argument(
+        "--step-wait",
+        type=float,
+        default=0.0,
+        help="seconds each revision waits (sleeps), besides its DDL (default 0)",
     )
     return parser.parse_args(argv)
 
