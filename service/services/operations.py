@@ -6,7 +6,7 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -94,7 +94,8 @@ def request_operation(
         refuse_if_modified(registry, store, name, request.accept_modified, context, plan.current)
         if request.acknowledge:
             context.principal.require(Permission.OVERRIDE, name)
-        lint = _lint(registry, previews, managed, request, plan)
+        lint_first = _lint_decides(managed)
+        lint = _lint(registry, previews, managed, request, plan) if lint_first else LINTING
     except MigctlError as exc:
         _record_refusal(store, name, request, context, exc, registry.redactor)
         raise
@@ -118,7 +119,38 @@ def request_operation(
         if replayed is None:
             raise
         return replayed
-    return record
+    if lint_first:
+        return record
+    return _lint_queued(store, record, _lint(registry, previews, managed, request, plan))
+
+
+# Under `warn` a lint refuses nothing: the operation is queued (and may start) first, and
+# linted while its job starts; the answer carries the lint all the same. Rendering the plan
+# before queueing made a 200-revision upgrade wait 0.2 s more than the alembic CLI.
+LINTING = {
+    "policy": "warn",
+    "dialect": "",
+    "linted": False,
+    "note": "being linted",
+    "blocked": False,
+    "counts": {"error": 0, "warning": 0, "opted_out": 0, "acknowledged": 0},
+    "findings": [],
+}
+
+
+def _lint_decides(managed: Managed) -> bool:
+    """Whether the lint must come before queueing: it may refuse (`block`), or the approvers
+    read it before the operation can run."""
+    database = managed.database
+    return database.lint_policy != "warn" or database.needs_approval
+
+
+def _lint_queued(
+    store: ControlStore, record: OperationRecord, lint: dict[str, Any] | None
+) -> OperationRecord:
+    with store.transaction() as connection:
+        ops.set_lint(connection, record.id, lint)
+    return replace(record, lint=lint)
 
 
 def _request_details(record: OperationRecord, request: OperationRequest) -> dict[str, Any]:

@@ -287,6 +287,10 @@ def notify_queued(connection: sa.Connection) -> None:
         connection.execute(sa.text(f"NOTIFY {QUEUE_CHANNEL}"))
 
 
+def set_lint(connection: sa.Connection, operation_id: int, lint: Mapping[str, Any] | None) -> None:
+    connection.execute(operations.update().where(operations.c.id == operation_id).values(lint=lint))
+
+
 def update_running(
     connection: sa.Connection, operation_id: int, worker_id: str, values: Mapping[str, Any]
 ) -> bool:
