@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Callable
@@ -13,8 +14,10 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from service.api.context import SERVICES
+from service.api.resources.rollouts import TargetSchema, target_json
 from service.services import execution, rollout_runs
 from service.store import rollouts
+from service.store.rollouts import TargetRecord
 from service.worker.loop import Worker
 from tests.helpers import client_for, managed
 
@@ -315,3 +318,32 @@ def test_the_end_of_a_rollouts_operation_queues_its_next_database_at_once(
     assert second["state"] == "queued" and second["operation_id"] is not None
     assert third["state"] == "pending"
     assert worker._free_slots() == 1  # and this worker may claim it
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        TargetRecord(1, 0, "db0", True, None, None, None, None, None, None, None, None, 0),
+        TargetRecord(
+            2, 1, "db1", False, None, "rollout-stopped", "ended", None, None, None, None, None, 0
+        ),
+        TargetRecord(
+            3,
+            2,
+            "db2",
+            False,
+            7,
+            None,
+            None,
+            "failed",
+            "migration-failed",
+            "boom",
+            dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.UTC),
+            dt.datetime(2026, 12, 2, 9, 0, 1, 500, tzinfo=dt.UTC),
+            2,
+        ),
+    ],
+    ids=["pending", "skipped", "failed"],
+)
+def test_targets_are_served_exactly_as_their_documented_schema_says(target: TargetRecord) -> None:
+    assert target_json(target) == TargetSchema().dump(target)

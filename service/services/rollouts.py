@@ -31,7 +31,8 @@ from service.store import audit, rollouts
 from service.store import operations as ops
 from service.store.audit import AuditEvent
 from service.store.db import ControlStore, utcnow
-from service.store.rollouts import RolloutRecord, TargetRecord
+from service.store.rollouts import RolloutRecord
+from service.store.rollouts import TargetRecord as TargetRecord
 
 
 @dataclass(frozen=True)

@@ -90,9 +90,16 @@ def _targets(connection: sa.Connection, rollout_id: int) -> list[TargetRecord]:
         .group_by(tried.c.database)
         .subquery()
     )
+    targets = rollout_targets.c
     query = (
-        sa.select(
-            rollout_targets,
+        sa.select(  # in TargetRecord's order: rows become records without a dict each
+            targets.id,
+            targets.position,
+            targets.database,
+            targets.canary,
+            targets.operation_id,
+            targets.problem_code,
+            targets.problem_detail,
             operations.c.status.label("operation_status"),
             operations.c.error_code.label("operation_error"),
             operations.c.error_message.label("operation_message"),
@@ -105,12 +112,10 @@ def _targets(connection: sa.Connection, rollout_id: int) -> list[TargetRecord]:
         .where(rollout_targets.c.rollout_id == rollout_id)
         .order_by(rollout_targets.c.position)
     )
-    found = []
-    for row in connection.execute(query):
-        values = {k: v for k, v in row._mapping.items() if k != "rollout_id"}
-        values["started_at"], values["finished_at"] = aware(row.started_at), aware(row.finished_at)
-        found.append(TargetRecord(**values))
-    return found
+    return [
+        TargetRecord(*row[:10], aware(row.started_at), aware(row.finished_at), row.attempts)
+        for row in connection.execute(query)
+    ]
 
 
 MAX_OFFSET = 2**31 - 1  # a page number far past the end must not overflow the driver
