@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,6 +38,7 @@ from service.store.audit import AuditEvent
 from service.store.db import ControlStore, utcnow
 from service.store.operations import OperationRecord
 
+logger = logging.getLogger(__name__)
 MAX_WAIT_SECONDS = 60
 _WAIT_POLL_SECONDS = 0.05  # a SELECT by key: cheap, and a waiting pipeline hears sooner
 
@@ -121,7 +123,7 @@ def request_operation(
         return replayed
     if lint_first:
         return record
-    return _lint_queued(store, record, _lint(registry, previews, managed, request, plan))
+    return _lint_queued(store, record, lambda: _lint(registry, previews, managed, request, plan))
 
 
 # Under `warn` a lint refuses nothing: the operation is queued (and may start) first, and
@@ -146,10 +148,19 @@ def _lint_decides(managed: Managed) -> bool:
 
 
 def _lint_queued(
-    store: ControlStore, record: OperationRecord, lint: dict[str, Any] | None
+    store: ControlStore, record: OperationRecord, lint_of: Callable[[], dict[str, Any] | None]
 ) -> OperationRecord:
-    with store.transaction() as connection:
-        ops.set_lint(connection, record.id, lint)
+    """The queued operation with its lint. It is queued, whatever happens here: an answer
+    saying otherwise would have a pipeline queue it again."""
+    try:
+        lint = lint_of()
+    except MigctlError as exc:  # the project became unreadable meanwhile
+        lint = {**LINTING, "note": f"not linted: {exc.code}: {exc.detail}"}
+    try:
+        with store.transaction() as connection:
+            ops.set_lint(connection, record.id, lint)
+    except MigctlError:  # the control database went away: the answer still has it
+        logger.warning("operation %d: its lint could not be stored", record.id)
     return replace(record, lint=lint)
 
 
