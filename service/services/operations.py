@@ -97,7 +97,9 @@ def request_operation(
         if request.acknowledge:
             context.principal.require(Permission.OVERRIDE, name)
         lint_first = _lint_decides(managed)
-        lint = _lint(registry, previews, managed, request, plan) if lint_first else LINTING
+        lint: dict[str, Any] | None = _linting(managed)
+        if lint_first:
+            lint = _lint(registry, previews, managed, request, plan)
     except MigctlError as exc:
         _record_refusal(store, name, request, context, exc, registry.redactor)
         raise
@@ -133,11 +135,15 @@ LINTING = {
     "policy": "warn",
     "dialect": "",
     "linted": False,
-    "note": "being linted",
+    "note": "being linted (queued first: the lint follows in the same request)",
     "blocked": False,
     "counts": {"error": 0, "warning": 0, "opted_out": 0, "acknowledged": 0},
     "findings": [],
 }
+
+
+def _linting(managed: Managed) -> dict[str, Any]:
+    return {**LINTING, "dialect": managed.database.dialect}
 
 
 def _lint_decides(managed: Managed) -> bool:
