@@ -13,10 +13,13 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
+from service.api.app import create_app
 from service.api.context import SERVICES
 from service.services import execution
+from service.worker import supervision
 from service.worker.loop import Worker
-from tests.helpers import alembic, client_for, first_token_lines, managed
+from tests.helpers import alembic, client_for, first_token_lines, managed, settings_for
+from tests.test_worker_processes import with_slow_revision
 
 WORKER = "test-worker"
 
@@ -396,3 +399,31 @@ def test_every_event_of_an_operation_names_who_asked_and_the_worker_apart(
     assert {e["on_behalf_of"] for e in trail} == {"alice (chat)"}
     assert trail[-1]["worker"] is None
     assert trail[0]["worker"] is not None and trail[0]["worker"] == trail[1]["worker"]
+
+
+def test_steps_a_job_reported_before_the_worker_stopped_it_are_recorded(
+    project: Callable[[str], Path], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(supervision, "BATCH_SECONDS", 60)  # held back until something else
+    ini = with_slow_revision(project("linear"), 60)  # a5000005 sleeps past the grace period
+    database = managed("db", ini, database_url)
+    client = create_app(settings_for(database, shutdown_grace_seconds=0.5)).test_client()
+    queued = post(client, action="upgrade", revision="heads").json
+    services = client.application.extensions[SERVICES]
+    worker = Worker(services.settings, services)
+    record = execution.claim_next(services.store, worker.worker_id, 30)
+    assert record is not None
+    running = threading.Thread(target=worker._run, args=(record,))
+    running.start()
+    time.sleep(3)  # the four quick revisions ran; the slow one sleeps
+    worker.stopping.set()
+    running.join(30)
+
+    done = operation(client, queued["id"])
+    assert done["status"] == "interrupted"
+    assert [step["revision"] for step in done["steps"]] == [
+        "a1000001",
+        "a2000002",
+        "a3000003",
+        "a4000004",
+    ]

@@ -72,14 +72,14 @@ class Supervision:
                 if renewal:
                     renewed = time.monotonic()
                 if renewal is False or time.monotonic() - renewed > self.settings.lease_seconds:
-                    return _kill(job, JobEnd.LEASE_LOST)  # another worker may take over now
+                    return self._kill(record, job, JobEnd.LEASE_LOST)  # another may take over
                 if not self._began and time.monotonic() - started > self._start_timeout:
-                    return _kill(job, JobEnd.START_TIMEOUT)
+                    return self._kill(record, job, JobEnd.START_TIMEOUT)
                 if self.stopping.is_set():
                     grace = self.settings.shutdown_grace_seconds
                     stop_deadline = stop_deadline or time.monotonic() + grace
                     if time.monotonic() >= stop_deadline:
-                        return _kill(job, JobEnd.SHUTDOWN)
+                        return self._kill(record, job, JobEnd.SHUTDOWN)
         finally:
             job.close()
 
@@ -141,6 +141,12 @@ class Supervision:
             return None
         return execution.record_event(registry, store, record, self.worker_id, self._pending[0])
 
+    def _kill(self, record: OperationRecord, job: RunningJob, reason: JobEnd) -> JobEnd:
+        """Stop the job; the steps it reported first are recorded (they may have committed)."""
+        job.kill()
+        self._flush(record, force=True)
+        return reason
+
     def _renew(self, record: OperationRecord) -> bool | None:
         """True: lease renewed; False: it is no longer ours; None: cannot tell right now."""
         try:
@@ -159,8 +165,3 @@ def _leading_steps(pending: collections.deque[JobEvent]) -> list[FinishedStep]:
             break
         steps.append(event)
     return steps
-
-
-def _kill(job: RunningJob, reason: JobEnd) -> JobEnd:
-    job.kill()
-    return reason
