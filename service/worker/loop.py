@@ -55,6 +55,7 @@ class Worker:
         self.concurrency = concurrency or settings.worker_concurrency
         self._running: dict[int, threading.Thread] = {}
         self._running_lock = threading.Lock()
+        self._finishing: set[int] = set()  # their job ended; they advance their rollout
         self._advancing = threading.Lock()  # rollout leases are per worker, not per thread
         self._rollouts_seen = 0.0
 
@@ -137,10 +138,13 @@ class Worker:
             self._rollouts_seen = 0.0  # the loop's next turn tries again
 
     def _free_slots(self) -> int:
+        """Slots without a job: a thread still advancing its rollout holds none (it is kept
+        in `_running` all the same, so that shutdown waits for it)."""
         with self._running_lock:
             for operation_id in [i for i, t in self._running.items() if not t.is_alive()]:
                 del self._running[operation_id]
-            return self.concurrency - len(self._running)
+                self._finishing.discard(operation_id)
+            return self.concurrency - len(self._running) + len(self._finishing)
 
     def _busy(self) -> bool:
         return self._free_slots() < self.concurrency
@@ -156,18 +160,29 @@ class Worker:
     def _run_guarded(self, record: OperationRecord) -> None:
         try:
             self._run(record)
-            if record.rollout_id is not None:
-                self._free(record.id)  # this slot may take the operation queued next
-                self._advance_after(record.rollout_id)
         except CONTROL_DATABASE_TROUBLE as exc:  # its lease expires; a reaper ends it
             self.outage.failed(exc)
-            self._rollouts_seen = 0.0
         except Exception:  # a bug: never let it take the other slots down silently
             logger.exception("operation %d: its supervision failed", record.id)
+        else:
+            if record.rollout_id is not None:
+                self._next_of_rollout(record.id, record.rollout_id)
+                return
+        self._rollouts_seen = 0.0  # the loop's next turn looks at the rollouts
 
-    def _free(self, operation_id: int) -> None:
+    def _next_of_rollout(self, operation_id: int, rollout_id: int) -> None:
         with self._running_lock:
-            self._running.pop(operation_id, None)
+            self._finishing.add(operation_id)  # this slot may take the operation queued next
+        try:
+            self._advance_after(rollout_id)
+        except CONTROL_DATABASE_TROUBLE as exc:
+            self.outage.failed(exc)
+            self._rollouts_seen = 0.0
+        except Exception:
+            logger.exception(
+                "rollout %d: advancing it after operation %d failed", rollout_id, operation_id
+            )
+            self._rollouts_seen = 0.0
 
     def _join_running(self) -> None:
         with self._running_lock:
