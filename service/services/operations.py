@@ -162,6 +162,9 @@ def _lint_queued(
         lint = lint_of()
     except MigctlError as exc:  # the project became unreadable meanwhile
         lint = {**LINTING, "note": f"not linted: {exc.code}: {exc.detail}"}
+    except Exception as exc:  # a bug of ours: logged, and still no error for a queued change
+        logger.exception("operation %d: lint failed", record.id)
+        lint = {**LINTING, "note": f"not linted: {type(exc).__name__}"}
     try:
         with store.transaction() as connection:
             ops.set_lint(connection, record.id, lint)
