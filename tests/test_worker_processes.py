@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from service.worker.signals import set_soon
 from tests.helpers import (
     PostgresServer,
     Processes,
@@ -343,3 +344,12 @@ def test_a_worker_with_concurrency_runs_operations_of_different_databases_at_onc
     latest_start, earliest_end = max(s for s, _ in spans), min(e for _, e in spans)
     assert latest_start < earliest_end  # the three upgrades ran at the same time
     assert ended[0]["finished_at"] <= ended[3]["started_at"]  # one database: one at a time
+
+
+def test_a_stop_signal_landing_inside_the_loops_own_wait_still_stops_it() -> None:
+    """A worker hung on SIGTERM: the handler ran inside the main thread's stopping.wait(),
+    whose lock stopping.set() needs. A direct set() here would wait for itself forever."""
+    stopping = threading.Event()
+    with stopping._cond:  # type: ignore[attr-defined]  # where the signal landed
+        set_soon(stopping)
+    assert stopping.wait(5)

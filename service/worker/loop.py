@@ -26,6 +26,7 @@ from service.settings import Settings
 from service.worker.deliveries import Courier
 from service.worker.presence import Presence
 from service.worker.refresher import StateRefresher
+from service.worker.signals import set_soon
 from service.worker.supervision import Supervision
 
 logger = logging.getLogger(__name__)
@@ -228,7 +229,7 @@ class Worker:
 
     def _stop(self, signum: int, _frame: FrameType | None) -> None:
         logger.info("worker %s: signal %d, finishing the running operation", self.worker_id, signum)
-        self.stopping.set()
+        set_soon(self.stopping)
 
     def _end_when_recordable(self, record: OperationRecord, outcome: JobEnd) -> None:
         """`_end_abandoned`, through a control database outage: given up, the operation would

@@ -23,6 +23,7 @@ from service.retrying import Backoff
 from service.services.control import ControlStore
 from service.services.workers import worker_process_ended
 from service.settings import Settings
+from service.worker.signals import set_soon
 
 logger = logging.getLogger(__name__)
 FIRST_DELAY, MAX_DELAY = 1.0, 60.0
@@ -90,7 +91,7 @@ class Supervisor:
             store.dispose()
 
     def _stop(self, signum: int, _frame: FrameType | None) -> None:
-        self.stopping.set()
+        set_soon(self.stopping)
         if self._child is not None and self._child.returncode is None:
             self._child.send_signal(signal.SIGTERM)
 
