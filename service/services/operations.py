@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -125,7 +126,8 @@ def request_operation(
         return replayed
     if lint_first:
         return record
-    return _lint_queued(store, record, lambda: _lint(registry, previews, managed, request, plan))
+    lint_of = functools.partial(_lint, registry, previews, managed, request, plan)
+    return _lint_queued(store, record, _linting(managed), lint_of)
 
 
 # Under `warn` a lint refuses nothing: the operation is queued (and may start) first, and
@@ -154,17 +156,20 @@ def _lint_decides(managed: Managed) -> bool:
 
 
 def _lint_queued(
-    store: ControlStore, record: OperationRecord, lint_of: Callable[[], dict[str, Any] | None]
+    store: ControlStore,
+    record: OperationRecord,
+    pending: dict[str, Any],
+    lint_of: Callable[[], dict[str, Any] | None],
 ) -> OperationRecord:
     """The queued operation with its lint. It is queued, whatever happens here: an answer
     saying otherwise would have a pipeline queue it again."""
     try:
         lint = lint_of()
     except MigctlError as exc:  # the project became unreadable meanwhile
-        lint = {**LINTING, "note": f"not linted: {exc.code}: {exc.detail}"}
+        lint = {**pending, "note": f"not linted: {exc.code}: {exc.detail}"}
     except Exception as exc:  # a bug of ours: logged, and still no error for a queued change
         logger.exception("operation %d: lint failed", record.id)
-        lint = {**LINTING, "note": f"not linted: {type(exc).__name__}"}
+        lint = {**pending, "note": f"not linted: {type(exc).__name__}"}
     try:
         with store.transaction() as connection:
             ops.set_lint(connection, record.id, lint)
